@@ -1,0 +1,1 @@
+"""The project's common kernel: settings, logging, MongoDB, messaging, VK client."""

@@ -1,0 +1,114 @@
+"""MongoDB: the one place that names collections and declares their indexes.
+
+Collections written by other parts of the product (``projects``,
+``global_variables``, ``system_posts``) are used as they are; the services only
+add optional bookkeeping fields (see README, "MongoDB data contract").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.settings import Settings
+
+Document = dict[str, Any]
+
+
+class ContentType(StrEnum):
+    """A kind of wall content the planner caches from VK."""
+
+    SCHEDULED = "scheduled"
+    PUBLISHED = "published"
+    SUGGESTED = "suggested"
+
+    @property
+    def collection(self) -> str:
+        return f"{self.value}_posts"
+
+
+PROJECTS = "projects"
+GLOBAL_VARIABLES = "global_variables"
+SYSTEM_POSTS = "system_posts"
+# Service bookkeeping.
+REFRESH_STATE = "refresh_state"  # one per (project, content type): coalescing + fencing
+PROCESSED_EVENTS = "processed_events"  # VK (group_id, event_id) seen, kept 3 h
+PROJECT_UPDATES = "project_updates"  # the durable update log behind cursors and SSE
+COUNTERS = "counters"  # sequence numbers (the update log's cursor)
+
+PROCESSED_EVENT_TTL_SECONDS = 3 * 3600
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionSpec:
+    name: str
+    indexes: tuple[IndexModel, ...]
+
+
+def _post_cache_indexes() -> tuple[IndexModel, ...]:
+    return (
+        IndexModel([("project_id", ASCENDING), ("vk_post_id", ASCENDING)], unique=True,
+                   name="project_post_unique"),
+    )
+
+
+def collection_specs(updates_retention_seconds: float) -> tuple[CollectionSpec, ...]:
+    """Every collection the services use and its indexes."""
+    return (
+        CollectionSpec(PROJECTS, (IndexModel([("vk_group_id", ASCENDING)], name="vk_group_id"),)),
+        CollectionSpec(GLOBAL_VARIABLES, (
+            IndexModel([("project_id", ASCENDING), ("name", ASCENDING)], name="project_name"),
+        )),
+        *(CollectionSpec(content.collection, _post_cache_indexes()) for content in ContentType),
+        CollectionSpec(SYSTEM_POSTS, (
+            IndexModel([("status", ASCENDING), ("publication_date", ASCENDING)],
+                       name="status_publication_date"),
+            IndexModel([("project_id", ASCENDING), ("status", ASCENDING)], name="project_status"),
+        )),
+        CollectionSpec(REFRESH_STATE, ()),
+        CollectionSpec(PROCESSED_EVENTS, (
+            IndexModel([("seen_at", ASCENDING)], name="seen_at_ttl",
+                       expireAfterSeconds=PROCESSED_EVENT_TTL_SECONDS),
+        )),
+        CollectionSpec(PROJECT_UPDATES, (
+            IndexModel([("created_at", ASCENDING)], name="created_at_ttl",
+                       expireAfterSeconds=int(updates_retention_seconds)),
+        )),
+        CollectionSpec(COUNTERS, ()),
+    )
+
+
+def connect(settings: Settings) -> AsyncMongoClient[Document]:
+    """A client whose datetimes come back timezone-aware UTC."""
+    return AsyncMongoClient(str(settings.mongo_url), tz_aware=True,
+                            serverSelectionTimeoutMS=5000, appname="vk-planner")
+
+
+async def ensure_indexes(db: AsyncDatabase[Document], updates_retention_seconds: float) -> None:
+    """Create every collection's indexes; idempotent, safe to run at each start."""
+    existing = set(await db.list_collection_names())
+    for spec in collection_specs(updates_retention_seconds):
+        if spec.name not in existing:
+            # Created up front: collections cannot be created inside a transaction.
+            await db.create_collection(spec.name, check_exists=False)
+        collection: AsyncCollection[Document] = db[spec.name]
+        if spec.indexes:
+            await _sync_ttl(db, spec)
+            await collection.create_indexes(list(spec.indexes))
+
+
+async def _sync_ttl(db: AsyncDatabase[Document], spec: CollectionSpec) -> None:
+    """Apply a changed TTL in place (create_index would refuse a different option)."""
+    current = {index["name"]: index async for index in await db[spec.name].list_indexes()}
+    for model in spec.indexes:
+        wanted = model.document
+        ttl = wanted.get("expireAfterSeconds")
+        have = current.get(wanted["name"])
+        if ttl is not None and have is not None and have.get("expireAfterSeconds") != ttl:
+            await db.command({"collMod": spec.name,
+                              "index": {"name": wanted["name"], "expireAfterSeconds": ttl}})
