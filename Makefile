@@ -1,0 +1,36 @@
+# The two commands of the README. Both are idempotent and do all set-up themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+VENV := .venv
+
+.PHONY: run test lint setup rabbitmq bench clean
+
+run: setup rabbitmq ## start the whole system in the foreground (Ctrl-C stops it)
+	$(VENV)/bin/python -m tools.run
+
+test: setup rabbitmq ## run the test suite against real RabbitMQ and a per-run mongod
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy .
+
+setup: $(VENV)/.synced
+
+# uv is installed into a private bootstrap venv, so nothing global is touched.
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+rabbitmq:
+	@scripts/ensure-rabbitmq.sh
+
+clean:
+	rm -rf $(VENV) $(TOOLS)

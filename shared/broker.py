@@ -1,0 +1,259 @@
+"""RabbitMQ: durable publishing with confirms, and consumers with a named ack policy.
+
+Delivery semantics, plainly:
+
+* **Publishing** uses publisher confirms, persistent messages and ``mandatory``
+  routing with returns raising, so a successful :meth:`Broker.publish` means the
+  message is stored by the broker in a queue. Anything else raises
+  :class:`PublishFailed`.
+* **Consuming** is at-least-once. :class:`AckPolicy` decides what happens to a
+  delivery:
+
+  - the handler returns            → ack;
+  - the body is not a valid message → dead-lettered at once, with the reason;
+  - the handler raises :class:`DeadLetter` → dead-lettered at once, with the reason;
+  - the handler raises anything else → the message is put back after a backoff
+    delay, and dead-lettered with the last error once ``max_attempts`` deliveries
+    have failed.
+
+  A consumer that dies mid-message (crash, lost connection) leaves it unacked, so
+  the broker redelivers it; handlers must therefore be idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from pydantic import ValidationError
+
+from shared.logging import redact_text
+from shared.messages import BrokerMessage, CallbackEvent, ProjectUpdated
+from shared.retry import backoff_seconds
+from shared.topology import (
+    CALLBACK_ROUTING_KEY,
+    UPDATE_ROUTING_KEY,
+    ConsumingQueue,
+    Topology,
+    declare_topology,
+)
+
+log = structlog.get_logger(__name__)
+
+MessageT = TypeVar("MessageT", bound=BrokerMessage)
+Handler = Callable[[MessageT], Awaitable[None]]
+
+REASON_HEADER = "x-dead-letter-reason"
+ORIGINAL_QUEUE_HEADER = "x-original-queue"
+
+
+class PublishFailed(Exception):
+    """The broker did not confirm the message (down, unroutable, or too slow)."""
+
+
+class DeadLetter(Exception):
+    """Raised by a handler: this message can never succeed; park it with the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class AckPolicy:
+    """How a consumer settles deliveries; see the module docstring."""
+
+    max_attempts: int = 5
+    prefetch: int = 32
+    shutdown_grace_seconds: float = 10.0
+
+
+def delivery_attempt(message: AbstractIncomingMessage) -> int:
+    """1 for a first delivery; quorum queues count earlier failed deliveries in a header."""
+    count = (message.headers or {}).get("x-delivery-count", 0)
+    return (int(count) if isinstance(count, int | str) and str(count).isdigit() else 0) + 1
+
+
+class Broker:
+    """One robust connection per process: a confirming publisher and any consumers."""
+
+    def __init__(self, url: str, topology: Topology, *, client_name: str) -> None:
+        self.url = url
+        self.topology = topology
+        self.client_name = client_name
+        self._connection: AbstractRobustConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._consumers: list[Consumer[Any]] = []
+
+    async def connect(self) -> None:
+        """Connect (robustly: it reconnects by itself) and declare the whole topology."""
+        self._connection = await aio_pika.connect_robust(
+            self.url, client_properties={"connection_name": f"{self.client_name}-{os.getpid()}"},
+        )
+        self._publish_channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        self._exchanges = (await declare_topology(self._publish_channel, self.topology)).exchanges
+
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise RuntimeError("Broker.connect() has not been called")
+        return self._connection
+
+    @property
+    def is_connected(self) -> bool:
+        return self._connection is not None and not self._connection.is_closed and (
+            self._publish_channel is not None and not self._publish_channel.is_closed
+        )
+
+    async def publish(self, message: BrokerMessage, *, exchange: str, routing_key: str,
+                      timeout: float = 5.0, headers: dict[str, Any] | None = None) -> None:
+        """Publish durably; return only once the broker confirmed it (else PublishFailed)."""
+        target = self._exchanges.get(exchange)
+        if target is None:
+            raise PublishFailed(f"unknown exchange {exchange}")
+        body = message.model_dump_json().encode()
+        amqp_message = aio_pika.Message(
+            body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            correlation_id=message.correlation_id, type=message.kind, headers=headers or {},
+            timestamp=datetime.now(UTC),
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                confirmation = await target.publish(amqp_message, routing_key, mandatory=True)
+        except TimeoutError as exc:
+            raise PublishFailed(f"no confirm within {timeout}s") from exc
+        except Exception as exc:  # connection lost, channel closed, returned as unroutable
+            raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(confirmation, aiormq.spec.Basic.Ack):
+            raise PublishFailed(f"not confirmed: {type(confirmation).__name__}")
+
+    async def publish_callback(self, event: CallbackEvent, *, timeout: float = 5.0) -> None:
+        await self.publish(event, exchange=self.topology.callbacks_exchange,
+                           routing_key=CALLBACK_ROUTING_KEY, timeout=timeout)
+
+    async def publish_update(self, update: ProjectUpdated, *, timeout: float = 5.0) -> None:
+        await self.publish(update, exchange=self.topology.updates_exchange,
+                           routing_key=UPDATE_ROUTING_KEY, timeout=timeout)
+
+    async def consume(self, queue: ConsumingQueue, model: type[MessageT],
+                      handler: Handler[MessageT], policy: AckPolicy = AckPolicy()) -> Consumer[MessageT]:
+        consumer = Consumer(self, queue, model, handler, policy)
+        await consumer.start()
+        self._consumers.append(consumer)
+        return consumer
+
+    async def close(self) -> None:
+        """Stop consumers (letting in-flight handlers finish), then close the connection."""
+        for consumer in self._consumers:
+            await consumer.stop()
+        if self._connection is not None:
+            await self._connection.close()
+
+
+class Consumer(Generic[MessageT]):
+    """Feeds one queue's messages to a plain typed handler under an :class:`AckPolicy`."""
+
+    def __init__(self, broker: Broker, queue: ConsumingQueue, model: type[MessageT],
+                 handler: Handler[MessageT], policy: AckPolicy) -> None:
+        self.broker = broker
+        self.queue = queue
+        self.model = model
+        self.handler = handler
+        self.policy = policy
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._channel: AbstractChannel | None = None
+        self._consumer_tag: str | None = None
+        self._queue: AbstractQueue | None = None
+        self._dead_letter_exchange: AbstractExchange | None = None
+
+    async def start(self) -> None:
+        channel = await self.broker.connection.channel(publisher_confirms=True)
+        await channel.set_qos(prefetch_count=self.policy.prefetch)
+        declared = await declare_topology(channel, self.broker.topology)
+        self._dead_letter_exchange = declared.exchanges[self.broker.topology.dead_letter_exchange]
+        self._queue = declared.queues[self.queue.name]
+        self._channel = channel
+        self._consumer_tag = await self._queue.consume(self._on_message)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        # Handlers run as tasks so a slow one does not block the others (prefetch > 1).
+        task = asyncio.create_task(self._settle(message))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _settle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            decoded = self.model.model_validate_json(message.body)
+        except ValidationError as exc:
+            reason = f"malformed {self.model.kind}: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}"
+            await self._dead_letter(message, reason)
+            return
+        attempt = delivery_attempt(message)
+        with structlog.contextvars.bound_contextvars(
+            correlation_id=decoded.correlation_id, queue=self.queue.name, attempt=attempt
+        ):
+            try:
+                await self.handler(decoded)
+            except DeadLetter as exc:
+                await self._dead_letter(message, str(exc))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                await self._retry_or_park(message, exc, attempt)
+            else:
+                await message.ack()
+
+    async def _retry_or_park(self, message: AbstractIncomingMessage, exc: Exception,
+                             attempt: int) -> None:
+        error = redact_text(f"{type(exc).__name__}: {exc}")
+        if attempt >= self.policy.max_attempts:
+            await self._dead_letter(message, f"gave up after {attempt} attempts: {error}")
+            return
+        delay = backoff_seconds(attempt)
+        log.warning("message_failed_will_retry", error=error, retry_in_seconds=round(delay, 3))
+        await asyncio.sleep(delay)
+        await message.nack(requeue=True)
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        """Park the message on the queue's DLQ with the reason, then ack the original."""
+        assert self._dead_letter_exchange is not None
+        reason = redact_text(reason)
+        headers = dict(message.headers or {})
+        headers.update({REASON_HEADER: reason, ORIGINAL_QUEUE_HEADER: self.queue.name,
+                        "x-dead-lettered-at": datetime.now(UTC).isoformat()})
+        parked = aio_pika.Message(
+            message.body, headers=headers, content_type=message.content_type,
+            correlation_id=message.correlation_id, type=message.type,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await self._dead_letter_exchange.publish(parked, self.queue.name, mandatory=True)
+        await message.ack()
+        log.error("message_dead_lettered", reason=reason, queue=self.queue.name,
+                  correlation_id=message.correlation_id)
+
+    async def stop(self) -> None:
+        """Stop taking messages; give in-flight handlers a grace period, then cancel them."""
+        if self._queue is not None and self._consumer_tag is not None:
+            with contextlib.suppress(Exception):
+                await self._queue.cancel(self._consumer_tag)
+        if self._in_flight:
+            _, pending = await asyncio.wait(self._in_flight, timeout=self.policy.shutdown_grace_seconds)
+            for task in pending:
+                task.cancel()
+        if self._channel is not None:
+            with contextlib.suppress(Exception):
+                await self._channel.close()

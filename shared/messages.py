@@ -1,0 +1,51 @@
+"""Messages that travel through RabbitMQ, as pydantic models serialised to JSON."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+from uuid import uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from shared.mongo import ContentType
+
+
+def new_correlation_id() -> str:
+    return uuid4().hex
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class BrokerMessage(BaseModel):
+    """Base of every message: immutable, strict about unknown shapes, versioned by kind."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    kind: ClassVar[str]
+    correlation_id: str = Field(default_factory=new_correlation_id, min_length=1)
+
+
+class CallbackEvent(BrokerMessage):
+    """A VK Callback API event accepted by the gateway for a known project."""
+
+    kind: ClassVar[str] = "callback_event"
+    type: str = Field(min_length=1)
+    group_id: int = Field(gt=0)
+    event_id: str | None = None
+    v: str | None = None
+    object: dict[str, Any] | None = None
+    project_id: str = Field(min_length=1)
+    received_at: AwareDatetime
+    retry_counter: int | None = None
+
+
+class ProjectUpdated(BrokerMessage):
+    """A project's data changed; the notifier tells the frontend."""
+
+    kind: ClassVar[str] = "project_updated"
+    project_id: str = Field(min_length=1)
+    content_types: tuple[ContentType, ...] = ()
+    reason: str = Field(min_length=1)  # e.g. "refresh", "system_post"
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)

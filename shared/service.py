@@ -1,0 +1,44 @@
+"""Run a service: settings, logging, signal handling, a ``ready`` line, clean stop.
+
+A service is described by its *lifespan*: an async context manager that starts
+everything the service owns, yields while it runs, and releases it all on exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+import structlog
+
+from shared.logging import configure_logging
+from shared.settings import Settings, load_settings
+
+Lifespan = Callable[[Settings], AbstractAsyncContextManager[None]]
+
+log = structlog.get_logger(__name__)
+
+
+async def serve_until_signalled(service: str, settings: Settings, lifespan: Lifespan) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with lifespan(settings):
+        log.info("ready", service=service)
+        await stop.wait()
+        log.info("stopping", service=service)
+    log.info("stopped", service=service)
+
+
+def run_service(service: str, lifespan: Lifespan) -> None:
+    """Entry point of ``python -m services.<name>``."""
+    settings = load_settings()
+    configure_logging(settings, service)
+    try:
+        asyncio.run(serve_until_signalled(service, settings, lifespan))
+    except Exception as exc:
+        log.error("startup_failed", service=service, error=f"{type(exc).__name__}: {exc}")
+        raise SystemExit(1) from None

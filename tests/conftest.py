@@ -1,0 +1,124 @@
+"""Fixtures for tests against real servers.
+
+* **mongod**: one per test run, in a temporary data dir on a free port (or the
+  server named by ``TEST_MONGO_URL``); each test gets its own database.
+* **RabbitMQ**: the machine's broker (``TEST_AMQP_URL``, default the local one);
+  each test gets its own name prefix, so tests, parallel runs and a running
+  ``make run`` never see each other's queues.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.broker import Broker
+from shared.mongo import Document, connect, ensure_indexes
+from shared.settings import Settings
+from shared.topology import Topology
+from tools.mongod import free_port, mongo_url, start_mongod, stop_mongod
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+def _port_open(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def mongo_server_url() -> Iterator[str]:
+    if explicit := os.environ.get("TEST_MONGO_URL"):
+        yield explicit
+        return
+    with tempfile.TemporaryDirectory(prefix="planner-test-mongo-") as data_dir:
+        port = free_port()
+        process = start_mongod(Path(data_dir), port)
+        try:
+            yield mongo_url(port)
+        finally:
+            stop_mongod(process)
+
+
+@pytest.fixture(scope="session")
+def amqp_url() -> str:
+    url = os.environ.get("TEST_AMQP_URL", DEFAULT_AMQP_URL)
+    if not _port_open(url):
+        subprocess.run(["scripts/ensure-rabbitmq.sh"], check=True,
+                       cwd=Path(__file__).resolve().parents[1])
+    return url
+
+
+@pytest.fixture
+def unique_name() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def settings(mongo_server_url: str, amqp_url: str, unique_name: str) -> Settings:
+    """Settings for one test: its own database and broker prefix, fast timings."""
+    overrides: dict[str, Any] = {
+        "mongo_url": mongo_server_url,
+        "mongo_db": unique_name,
+        "amqp_url": amqp_url,
+        "amqp_prefix": unique_name,
+        "vk_timeout_seconds": 2.0,
+        "log_format": "console",
+    }
+    return Settings(**overrides)
+
+
+@pytest.fixture
+async def mongo_client(settings: Settings) -> AsyncIterator[AsyncMongoClient[Document]]:
+    client = connect(settings)
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+async def db(settings: Settings, mongo_client: AsyncMongoClient[Document]
+             ) -> AsyncIterator[AsyncDatabase[Document]]:
+    database = mongo_client[settings.mongo_db]
+    await ensure_indexes(database, settings.updates_retention_seconds)
+    yield database
+    await mongo_client.drop_database(settings.mongo_db)
+
+
+@pytest.fixture
+async def broker(settings: Settings) -> AsyncIterator[Broker]:
+    """A connected broker with the test's topology; its queues are deleted afterwards."""
+    topology = Topology(settings.amqp_prefix)
+    instance = Broker(str(settings.amqp_url), topology, client_name=f"test-{settings.amqp_prefix}")
+    await instance.connect()
+    yield instance
+    await instance.close()
+    await delete_topology(str(settings.amqp_url), topology)
+
+
+async def delete_topology(url: str, topology: Topology) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        for queue in topology.consuming_queues:
+            for name in (queue.name, queue.dead_letter_queue):
+                await channel.queue_delete(name)
+        for exchange in (topology.callbacks_exchange, topology.updates_exchange,
+                         topology.dead_letter_exchange):
+            await channel.exchange_delete(exchange)

@@ -1,0 +1,30 @@
+"""Helpers that act on the real RabbitMQ server through rabbitmqctl."""
+
+from __future__ import annotations
+
+import asyncio
+
+
+async def rabbitmqctl(*args: str) -> str:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", "-q", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {err.decode().strip()}")
+    return out.decode()
+
+
+async def close_connections(name_prefix: str) -> int:
+    """Close, from the server side, every connection whose connection_name starts so."""
+    listing = await rabbitmqctl("list_connections", "--no-table-headers", "pid",
+                                "client_properties")
+    closed = 0
+    for line in listing.splitlines():
+        pid, _, properties = line.partition("\t")
+        # The table formatter renders client properties as {"connection_name","name"}.
+        if f'{{"connection_name","{name_prefix}' in properties:
+            await rabbitmqctl("close_connection", pid, "test: simulated drop")
+            closed += 1
+    return closed

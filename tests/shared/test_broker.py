@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import aio_pika
+import pytest
+
+from shared.broker import REASON_HEADER, AckPolicy, Broker, DeadLetter, PublishFailed
+from shared.messages import ProjectUpdated
+from tests.rabbit import close_connections
+from tests.waiting import eventually
+
+FAST = AckPolicy(max_attempts=3, prefetch=8, shutdown_grace_seconds=2)
+
+
+async def next_dead_letter(broker: Broker, queue_name: str, timeout: float = 10
+                           ) -> aio_pika.abc.AbstractIncomingMessage:
+    channel = await broker.connection.channel()
+    queue = await channel.get_queue(queue_name, ensure=False)
+    message = await eventually(lambda: queue.get(fail=False), timeout=timeout,
+                               what=f"a message on {queue_name}")
+    await message.ack()
+    await channel.close()
+    return message
+
+
+def update(project_id: str = "p1") -> ProjectUpdated:
+    return ProjectUpdated(project_id=project_id, reason="test")
+
+
+class TestPublishAndConsume:
+    async def test_confirmed_message_is_consumed_and_acked(self, broker: Broker) -> None:
+        """A published message reaches the handler once and leaves the queue acked."""
+        received: asyncio.Queue[ProjectUpdated] = asyncio.Queue()
+
+        async def handle(message: ProjectUpdated) -> None:
+            await received.put(message)
+
+        sent = update()
+        await broker.publish_update(sent)
+        consumer = await broker.consume(broker.topology.notifier_queue, ProjectUpdated, handle, FAST)
+        got = await asyncio.wait_for(received.get(), 10)
+        assert got == sent
+        # Closing the consumer's channel would return an unacked message to the queue.
+        await consumer.stop()
+        channel = await broker.connection.channel()
+        queue = await channel.declare_queue(broker.topology.notifier_queue.name, passive=True)
+        assert queue.declaration_result.message_count == 0
+
+    async def test_unroutable_publish_raises(self, broker: Broker) -> None:
+        """Publishing to an exchange outside the topology is refused, not silently dropped."""
+        with pytest.raises(PublishFailed):
+            await broker.publish(update(), exchange="nowhere", routing_key="x")
+
+    async def test_mandatory_unroutable_message_raises(self, broker: Broker) -> None:
+        """A message no queue is bound for comes back as a failure (mandatory + returns)."""
+        with pytest.raises(PublishFailed):
+            await broker.publish(update(), exchange=broker.topology.updates_exchange,
+                                 routing_key="no-binding")
+
+
+class TestAckPolicy:
+    async def test_malformed_message_is_dead_lettered_with_reason(self, broker: Broker) -> None:
+        """A body that is not a valid message goes to the DLQ at once with a readable reason."""
+        calls: list[ProjectUpdated] = []
+
+        async def handle(message: ProjectUpdated) -> None:
+            calls.append(message)
+
+        channel = await broker.connection.channel()
+        exchange = await channel.get_exchange(broker.topology.updates_exchange)
+        await exchange.publish(aio_pika.Message(b'{"project_id": 42'), "project.updated")
+        await broker.consume(broker.topology.notifier_queue, ProjectUpdated, handle, FAST)
+        parked = await next_dead_letter(broker, broker.topology.notifier_queue.dead_letter_queue)
+        assert parked.body == b'{"project_id": 42'
+        assert "malformed project_updated" in str((parked.headers or {})[REASON_HEADER])
+        assert calls == []
+
+    async def test_handler_dead_letter_parks_at_once(self, broker: Broker) -> None:
+        """A handler raising DeadLetter parks the message after one attempt."""
+        attempts = 0
+
+        async def handle(message: ProjectUpdated) -> None:
+            nonlocal attempts
+            attempts += 1
+            raise DeadLetter("project has no token")
+
+        await broker.publish_update(update())
+        await broker.consume(broker.topology.notifier_queue, ProjectUpdated, handle, FAST)
+        parked = await next_dead_letter(broker, broker.topology.notifier_queue.dead_letter_queue)
+        assert (parked.headers or {})[REASON_HEADER] == "project has no token"
+        assert attempts == 1
+
+    async def test_transient_failure_is_retried_then_succeeds(self, broker: Broker) -> None:
+        """A failing handler sees the message again (redelivered) and can then succeed."""
+        attempts: list[int] = []
+        done = asyncio.Event()
+
+        async def handle(message: ProjectUpdated) -> None:
+            attempts.append(1)
+            if len(attempts) < 2:
+                raise ConnectionError("database briefly unavailable")
+            done.set()
+
+        await broker.publish_update(update())
+        await broker.consume(broker.topology.notifier_queue, ProjectUpdated, handle, FAST)
+        await asyncio.wait_for(done.wait(), 15)
+        assert len(attempts) == 2
+
+    async def test_exhausted_retries_are_dead_lettered_with_last_error(self, broker: Broker) -> None:
+        """After max_attempts failures the message is parked with the last error as reason."""
+        attempts = 0
+
+        async def handle(message: ProjectUpdated) -> None:
+            nonlocal attempts
+            attempts += 1
+            raise RuntimeError(f"boom {attempts}")
+
+        await broker.publish_update(update())
+        await broker.consume(broker.topology.notifier_queue, ProjectUpdated, handle, FAST)
+        parked = await next_dead_letter(broker, broker.topology.notifier_queue.dead_letter_queue,
+                                        timeout=30)
+        reason = str((parked.headers or {})[REASON_HEADER])
+        assert reason == "gave up after 3 attempts: RuntimeError: boom 3"
+        assert json.loads(parked.body)["project_id"] == "p1"
+
+
+class TestRobustConnection:
+    async def test_consumer_survives_a_server_side_connection_drop(self, broker: Broker) -> None:
+        """After RabbitMQ closes the connection, the consumer reconnects and keeps consuming."""
+        received: asyncio.Queue[ProjectUpdated] = asyncio.Queue()
+
+        async def handle(message: ProjectUpdated) -> None:
+            await received.put(message)
+
+        await broker.consume(broker.topology.notifier_queue, ProjectUpdated, handle, FAST)
+        await broker.publish_update(update("before"))
+        assert (await asyncio.wait_for(received.get(), 10)).project_id == "before"
+
+        assert await close_connections(broker.client_name) == 1
+        # Publishing during the reconnect may fail; the caller (like the gateway) retries.
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    await broker.publish_update(update("after"), timeout=2)
+                    break
+                except PublishFailed:
+                    await asyncio.sleep(0.2)
+        got = await asyncio.wait_for(received.get(), 20)
+        assert got.project_id == "after"
+        assert got.occurred_at <= datetime.now(UTC)
