@@ -6,7 +6,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 
-.PHONY: run test lint setup rabbitmq bench clean
+.PHONY: run test lint setup rabbitmq bench clean demo-post
 
 run: setup rabbitmq ## start the whole system in the foreground (Ctrl-C stops it)
 	$(VENV)/bin/python -m tools.run
@@ -34,3 +34,7 @@ rabbitmq:
 
 clean:
 	rm -rf $(VENV) $(TOOLS)
+
+demo-post: ## create a scheduled post (in one hour) in the running sandbox's demo community
+	@curl -sS -X POST localhost:8090/_sandbox/communities/1/posts -H 'Content-Type: application/json' \
+	  -d "{\"text\": \"Hello from make demo-post\", \"publish_date\": $$(( $$(date +%s) + 3600 ))}"; echo

@@ -36,7 +36,8 @@ PROJECTS = "projects"
 GLOBAL_VARIABLES = "global_variables"
 SYSTEM_POSTS = "system_posts"
 # Service bookkeeping.
-REFRESH_STATE = "refresh_state"  # one per (project, content type): coalescing + fencing
+REFRESH_STATE = "refresh_state"  # one per (project, content type): tickets and the lease
+REFRESH_FENCES = "refresh_fences"  # one per (project, content type): last applied fence
 PROCESSED_EVENTS = "processed_events"  # VK (group_id, event_id) seen, kept 3 h
 PROJECT_UPDATES = "project_updates"  # the durable update log behind cursors and SSE
 COUNTERS = "counters"  # sequence numbers (the update log's cursor)
@@ -71,6 +72,7 @@ def collection_specs(updates_retention_seconds: float) -> tuple[CollectionSpec, 
             IndexModel([("project_id", ASCENDING), ("status", ASCENDING)], name="project_status"),
         )),
         CollectionSpec(REFRESH_STATE, ()),
+        CollectionSpec(REFRESH_FENCES, ()),
         CollectionSpec(PROCESSED_EVENTS, (
             IndexModel([("seen_at", ASCENDING)], name="seen_at_ttl",
                        expireAfterSeconds=PROCESSED_EVENT_TTL_SECONDS),

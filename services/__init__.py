@@ -1,0 +1,1 @@
+"""The four services; each runs with ``python -m services.<name>``."""

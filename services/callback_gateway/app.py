@@ -1,0 +1,149 @@
+"""The gateway's aiohttp application: ``POST /api/callback``.
+
+VK's delivery contract drives every answer:
+
+* ``confirmation``            → 200, the project's confirmation code (404 if unknown).
+* bad or missing secret       → 403, nothing published.
+* unknown community           → 200 ``ok`` and dropped (VK would retry forever).
+* any other event             → published with confirms, *then* 200 ``ok``.
+* broker down / no confirm    → 503 + ``Retry-After``: VK retries, nothing is lost.
+* malformed body              → 400; over the size limit → 413. Never a 500.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import structlog
+from aiohttp import web
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+
+from services.callback_gateway import metrics
+from services.callback_gateway.parsing import CONFIRMATION, BadCallback, parse_callback
+from services.callback_gateway.projects import ProjectDirectory
+from shared.broker import Broker, PublishFailed
+from shared.health import add_health_routes, dependencies_ready
+from shared.messages import CallbackEvent, new_correlation_id
+from shared.mongo import PROJECTS, Document, connect, ensure_indexes
+from shared.settings import Settings
+from shared.topology import Topology
+
+log = structlog.get_logger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+BROKER = web.AppKey("broker", Broker)
+DIRECTORY = web.AppKey("directory", ProjectDirectory)
+MONGO = web.AppKey("mongo", AsyncMongoClient[Document])
+
+# Seconds VK should wait before retrying an event we could not store.
+RETRY_AFTER_SECONDS = 5
+
+
+def plain(text: str, status: int = 200, **headers: str) -> web.Response:
+    return web.Response(text=text, status=status, content_type="text/plain", charset="utf-8",
+                        headers=headers)
+
+
+async def handle_callback(request: web.Request) -> web.Response:
+    started = time.perf_counter()
+    settings = request.app[SETTINGS]
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        metrics.count(None, "too_large")
+        return plain(f"body larger than {settings.gateway_max_body_bytes} bytes", 413)
+    try:
+        callback = parse_callback(body)
+    except BadCallback as exc:
+        metrics.count(None, "malformed")
+        return plain(f"bad request: {exc}", 400)
+
+    correlation_id = new_correlation_id()
+    bound = log.bind(correlation_id=correlation_id, group_id=callback.group_id,
+                     event_type=callback.type, event_id=callback.event_id)
+    try:
+        project = await request.app[DIRECTORY].find(callback.group_id)
+    except PyMongoError as exc:
+        bound.warning("project_lookup_failed", error=type(exc).__name__)
+        metrics.count(callback.type, "unavailable")
+        return plain("temporarily unavailable", 503, **{"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    if callback.type == CONFIRMATION:
+        if project is None or not project.confirmation_code:
+            metrics.count(callback.type, "unknown_group")
+            return plain("unknown community", 404)
+        metrics.count(callback.type, "confirmed")
+        return plain(project.confirmation_code)
+
+    if project is None:
+        bound.info("callback_dropped_unknown_group")
+        metrics.count(callback.type, "unknown_group")
+        return plain("ok")
+    if not project.accepts_secret(callback.secret):
+        bound.warning("callback_bad_secret", project_id=project.project_id,
+                      secret_present=callback.secret is not None)
+        metrics.count(callback.type, "bad_secret")
+        return plain("bad secret", 403)
+
+    retry_header = request.headers.get("X-Retry-Counter", "")
+    event = CallbackEvent(
+        correlation_id=correlation_id, type=callback.type, group_id=callback.group_id,
+        event_id=callback.event_id, v=callback.v, object=callback.object,
+        project_id=project.project_id, received_at=datetime.now(UTC),
+        retry_counter=int(retry_header) if retry_header.isdigit() else None,
+    )
+    try:
+        await request.app[BROKER].publish_callback(
+            event, timeout=settings.gateway_publish_timeout_seconds)
+    except PublishFailed as exc:
+        bound.warning("callback_not_stored", project_id=project.project_id, error=str(exc))
+        metrics.count(callback.type, "unavailable")
+        return plain("temporarily unavailable", 503, **{"Retry-After": str(RETRY_AFTER_SECONDS)})
+    bound.info("callback_accepted", project_id=project.project_id,
+               retry_counter=event.retry_counter)
+    metrics.count(callback.type, "accepted")
+    metrics.ACK_SECONDS.observe(time.perf_counter() - started)
+    return plain("ok")
+
+
+def init_app(settings: Settings) -> web.Application:
+    """The gateway app; MongoDB and the broker are opened and closed with it."""
+    app = web.Application(client_max_size=settings.gateway_max_body_bytes)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_resources)
+    app.router.add_post("/api/callback", handle_callback)
+    add_health_routes(app, dependencies_ready(lambda: app.get(BROKER), lambda: app.get(MONGO)))
+    return app
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    client = connect(settings)
+    db = client[settings.mongo_db]
+    await ensure_indexes(db, settings.updates_retention_seconds)
+    broker = Broker(str(settings.amqp_url), Topology(settings.amqp_prefix),
+                    client_name="callback_gateway")
+    await broker.connect()
+    app[BROKER] = broker
+    app[MONGO] = client
+    app[DIRECTORY] = ProjectDirectory(db[PROJECTS], settings.gateway_project_cache_seconds)
+    yield
+    await broker.close()
+    await client.close()
+
+
+@asynccontextmanager
+async def lifespan(settings: Settings) -> AsyncIterator[None]:
+    runner = web.AppRunner(init_app(settings), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port)
+    await site.start()
+    log.info("listening", host=settings.gateway_host, port=settings.gateway_port)
+    try:
+        yield
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,28 @@
+"""Prometheus metrics of the gateway."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+# Event types are labels only when known, so a sender cannot blow up cardinality.
+KNOWN_TYPES = frozenset({
+    "confirmation", "wall_post_new", "wall_repost", "wall_schedule_post_new",
+    "wall_schedule_post_delete", "postponed_new", "postponed_delete",
+})
+
+CALLBACKS = Counter(
+    "gateway_callbacks_total", "Callbacks received, by event type and outcome",
+    ["type", "outcome"],
+)
+ACK_SECONDS = Histogram(
+    "gateway_callback_ack_seconds", "Time from request to answer for accepted events",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+
+
+def type_label(event_type: str | None) -> str:
+    return event_type if event_type in KNOWN_TYPES else "other"
+
+
+def count(event_type: str | None, outcome: str) -> None:
+    CALLBACKS.labels(type=type_label(event_type), outcome=outcome).inc()

@@ -1,0 +1,1 @@
+"""refresher: turns VK callback events into full refreshes of the cached walls."""

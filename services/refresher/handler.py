@@ -1,0 +1,132 @@
+"""The refresher's message handler: a callback event in, fresh caches and an announcement out."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+
+import structlog
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.refresher import metrics
+from services.refresher.coalescing import RefreshCoordinator
+from services.refresher.content import content_types_for
+from services.refresher.dedup import EventLedger
+from services.refresher.snapshot import StaleSnapshot, replace_snapshot
+from shared.broker import Broker
+from shared.messages import CallbackEvent, ProjectUpdated
+from shared.mongo import PROCESSED_EVENTS, PROJECTS, ContentType, Document
+from shared.vk import VkClient, VkPermanentError, WallFilter, WallPost
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: str
+    group_id: int
+    token: str
+
+    @classmethod
+    def from_document(cls, document: Document) -> Project:
+        return cls(str(document["_id"]), int(document["vk_group_id"]),
+                   str(document.get("vk_user_token") or ""))
+
+
+class RefreshHandler:
+    """Plain async callable: ``await handler(event)``; raising means "retry later"."""
+
+    def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document],
+                 vk: VkClient, broker: Broker, coordinator: RefreshCoordinator,
+                 published_limit: int) -> None:
+        self._client = client
+        self._db = db
+        self._vk = vk
+        self._broker = broker
+        self._coordinator = coordinator
+        self._ledger = EventLedger(db[PROCESSED_EVENTS])
+        self._published_limit = published_limit
+
+    async def __call__(self, event: CallbackEvent) -> None:
+        contents = content_types_for(event.type, event.object)
+        bound = log.bind(project_id=event.project_id, event_type=event.type,
+                         event_id=event.event_id)
+        if not contents:
+            metrics.EVENTS.labels(outcome="ignored").inc()
+            bound.debug("event_ignored")
+            return
+        if not await self._ledger.claim(event):
+            metrics.EVENTS.labels(outcome="duplicate").inc()
+            bound.info("duplicate_event_dropped")
+            return
+        document = await self._db[PROJECTS].find_one({"_id": event.project_id})
+        if document is None:
+            metrics.EVENTS.labels(outcome="unknown_project").inc()
+            bound.warning("event_for_unknown_project")
+            return
+        project = Project.from_document(document)
+        ran = await asyncio.gather(*(
+            self._coordinator.ensure_refreshed(
+                f"{project.id}:{content.value}",
+                partial(self._refresh, project, content, correlation_id=event.correlation_id))
+            for content in sorted(contents)
+        ))
+        await self._ledger.mark_done(event)
+        metrics.EVENTS.labels(outcome="refreshed" if any(ran) else "coalesced").inc()
+
+    async def _refresh(self, project: Project, content: ContentType, fence: int, *,
+                       correlation_id: str) -> None:
+        """One full refresh; permanent VK failures are recorded on the project, not retried."""
+        started = time.perf_counter()
+        bound = log.bind(project_id=project.id, content_type=content.value, fence=fence)
+        try:
+            posts = await self._fetch(project, content)
+        except VkPermanentError as exc:
+            await self._record(project, content, error=str(exc))
+            metrics.REFRESHES.labels(content_type=content.value, outcome="failed").inc()
+            bound.warning("refresh_failed", error=str(exc), code=exc.code)
+            await self._announce(project, content, correlation_id, "refresh_failed")
+            return
+        fetched_at = datetime.now(UTC)
+        try:
+            async with self._client.start_session() as session:
+                await replace_snapshot(self._db, session, project.id, content, posts, fence,
+                                       fetched_at)
+        except StaleSnapshot:
+            metrics.REFRESHES.labels(content_type=content.value, outcome="stale").inc()
+            bound.info("refresh_superseded")
+            return
+        await self._record(project, content, error=None)
+        elapsed = time.perf_counter() - started
+        metrics.REFRESHES.labels(content_type=content.value, outcome="ok").inc()
+        metrics.REFRESH_SECONDS.labels(content_type=content.value).observe(elapsed)
+        bound.info("refresh_done", posts=len(posts), seconds=round(elapsed, 3))
+        await self._announce(project, content, correlation_id, "refresh")
+
+    async def _fetch(self, project: Project, content: ContentType) -> list[WallPost]:
+        owner_id = -project.group_id
+        if content is ContentType.SCHEDULED:
+            return await self._vk.wall_get_all(project.token, owner_id, WallFilter.POSTPONED)
+        if content is ContentType.SUGGESTED:
+            return await self._vk.wall_get_all(project.token, owner_id, WallFilter.SUGGESTS)
+        return await self._vk.wall_get_all(project.token, owner_id, WallFilter.ALL,
+                                           limit=self._published_limit)
+
+    async def _record(self, project: Project, content: ContentType, *, error: str | None) -> None:
+        """Keep the last outcome per content type on the project, for users and operators."""
+        await self._db[PROJECTS].update_one({"_id": project.id}, {"$set": {
+            f"refresh_status.{content.value}": {
+                "ok": error is None, "error": error, "at": datetime.now(UTC)},
+        }})
+
+    async def _announce(self, project: Project, content: ContentType, correlation_id: str,
+                        reason: str) -> None:
+        await self._broker.publish_update(ProjectUpdated(
+            project_id=project.id, content_types=(content,), reason=reason,
+            correlation_id=correlation_id))
+        log.info("project_update_announced", project_id=project.id, content_type=content.value,
+                 reason=reason)

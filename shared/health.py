@@ -1,0 +1,81 @@
+"""Health, readiness and metrics endpoints, for HTTP services and consumers alike.
+
+``/healthz``: the process is alive. ``/readyz``: its broker and database are
+reachable (503 otherwise). ``/metrics``: Prometheus text format.
+HTTP services mount these on their own app; consumers serve them on a small side
+port (``HEALTH_PORT``; 0 disables it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pymongo import AsyncMongoClient
+
+from shared.broker import Broker
+from shared.mongo import Document
+
+ReadyCheck = Callable[[], Awaitable[bool]]
+READY_CHECK = web.AppKey("ready_check", object)
+
+log = structlog.get_logger(__name__)
+
+
+def dependencies_ready(broker: Callable[[], Broker | None],
+                       mongo: Callable[[], AsyncMongoClient[Document] | None]) -> ReadyCheck:
+    """Ready when the broker connection is open and MongoDB answers a ping within 1 s."""
+    async def check() -> bool:
+        current_broker, client = broker(), mongo()
+        if current_broker is None or client is None or not current_broker.is_connected:
+            return False
+        try:
+            async with asyncio.timeout(1):
+                await client.admin.command("ping")
+        except Exception:
+            return False
+        return True
+    return check
+
+
+async def _healthz(_request: web.Request) -> web.Response:
+    return web.Response(text="ok", content_type="text/plain")
+
+
+async def _metrics(_request: web.Request) -> web.Response:
+    response = web.Response(body=generate_latest())
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    return response
+
+
+def add_health_routes(app: web.Application, ready: ReadyCheck) -> None:
+    async def readyz(_request: web.Request) -> web.Response:
+        if await ready():
+            return web.Response(text="ready", content_type="text/plain")
+        return web.Response(text="not ready", status=503, content_type="text/plain")
+
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", _metrics)
+
+
+@asynccontextmanager
+async def health_server(host: str, port: int, ready: ReadyCheck) -> AsyncIterator[None]:
+    """Serve the three endpoints on a side port while the block runs (port 0: off)."""
+    if port == 0:
+        yield
+        return
+    app = web.Application()
+    add_health_routes(app, ready)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("health_listening", port=port)
+    try:
+        yield
+    finally:
+        await runner.cleanup()

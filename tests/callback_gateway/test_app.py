@@ -1,0 +1,133 @@
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+import aio_pika
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.callback_gateway.app import init_app
+from shared.broker import Broker
+from shared.messages import CallbackEvent
+from shared.mongo import Document
+from shared.settings import Settings
+from tests.factories import insert_project
+
+EVENT_ID = "0123456789abcdef0123456789abcdef01234567"
+
+
+@pytest.fixture
+async def gateway(settings: Settings, db: AsyncDatabase[Document], broker: Broker
+                  ) -> AsyncIterator[TestClient[aio_pika.abc.AbstractIncomingMessage, object]]:
+    async with TestClient(TestServer(init_app(settings))) as client:
+        yield client  # type: ignore[misc]
+
+
+async def queued(broker: Broker) -> list[CallbackEvent]:
+    """Every event waiting in the refresher's queue (taken off it)."""
+    channel = await broker.connection.channel()
+    queue = await channel.get_queue(broker.topology.refresher_queue.name, ensure=False)
+    events = []
+    while (message := await queue.get(fail=False, no_ack=True)) is not None:
+        events.append(CallbackEvent.model_validate_json(message.body))
+    await channel.close()
+    return events
+
+
+def event(group_id: int, **fields: object) -> dict[str, object]:
+    return {"type": "wall_post_new", "group_id": group_id, "event_id": EVENT_ID, "v": "5.199",
+            "object": {"id": 7, "post_type": "post"}, **fields}
+
+
+class TestConfirmation:
+    async def test_known_group_gets_its_code(self, gateway: TestClient, db: AsyncDatabase[Document]
+                                             ) -> None:
+        """The confirmation answer is exactly the code, as text/plain."""
+        await insert_project(db, group_id=11, confirmation_code="a1b2c3d4")
+        response = await gateway.post("/api/callback", json={"type": "confirmation", "group_id": 11})
+        assert response.status == 200
+        assert response.content_type == "text/plain"
+        assert await response.read() == b"a1b2c3d4"
+
+    async def test_unknown_group_is_404_without_ok(self, gateway: TestClient) -> None:
+        """An unknown community is told so plainly; never 'ok' and never 'remove'."""
+        response = await gateway.post("/api/callback", json={"type": "confirmation", "group_id": 999})
+        text = await response.text()
+        assert response.status == 404
+        assert "ok" != text and "remove" not in text.lower()
+
+
+class TestEvents:
+    async def test_event_is_published_then_acknowledged(self, gateway: TestClient,
+                                                        db: AsyncDatabase[Document],
+                                                        broker: Broker) -> None:
+        """A valid event lands durably in the refresher's queue; the answer is exactly 'ok'."""
+        project_id = await insert_project(db, group_id=12, secret="s3cret")
+        response = await gateway.post("/api/callback", json=event(12, secret="s3cret"),
+                                      headers={"X-Retry-Counter": "2"})
+        assert response.status == 200
+        assert await response.read() == b"ok"
+        [stored] = await queued(broker)
+        assert (stored.type, stored.group_id, stored.event_id, stored.project_id) == (
+            "wall_post_new", 12, EVENT_ID, project_id)
+        assert stored.retry_counter == 2
+        assert stored.object == {"id": 7, "post_type": "post"}
+        assert stored.correlation_id
+
+    @pytest.mark.parametrize("secret", [None, "wrong", "s3cre", "s3cret!"])
+    async def test_bad_secret_is_403_and_nothing_queued(self, gateway: TestClient,
+                                                        db: AsyncDatabase[Document], broker: Broker,
+                                                        secret: str | None) -> None:
+        """A missing or different secret is refused; no event reaches the broker."""
+        await insert_project(db, group_id=13, secret="s3cret")
+        body = event(13) if secret is None else event(13, secret=secret)
+        response = await gateway.post("/api/callback", json=body)
+        assert response.status == 403
+        assert await response.text() == "bad secret"
+        assert await queued(broker) == []
+
+    async def test_unknown_group_is_acknowledged_and_dropped(self, gateway: TestClient,
+                                                             broker: Broker) -> None:
+        """VK gets 'ok' (it would retry forever otherwise), nothing is queued."""
+        response = await gateway.post("/api/callback", json=event(424242))
+        assert (response.status, await response.text()) == (200, "ok")
+        assert await queued(broker) == []
+
+    async def test_project_created_after_a_miss_is_found(self, gateway: TestClient,
+                                                         db: AsyncDatabase[Document],
+                                                         broker: Broker) -> None:
+        """Misses are not cached: a brand-new project's events are accepted at once."""
+        await gateway.post("/api/callback", json=event(14))
+        await insert_project(db, group_id=14)
+        response = await gateway.post("/api/callback", json=event(14))
+        assert (response.status, await response.text()) == (200, "ok")
+        assert len(await queued(broker)) == 1
+
+    async def test_any_event_type_is_accepted(self, gateway: TestClient,
+                                              db: AsyncDatabase[Document], broker: Broker) -> None:
+        """Types that cause no refresh are still accepted and queued (the refresher decides)."""
+        await insert_project(db, group_id=15)
+        response = await gateway.post("/api/callback",
+                                      json={"type": "message_new", "group_id": 15, "object": {}})
+        assert (response.status, await response.text()) == (200, "ok")
+        assert [e.type for e in await queued(broker)] == ["message_new"]
+
+
+class TestBadInput:
+    @pytest.mark.parametrize("body", [b"{", b"null", b'{"type": "x"}', b'{"type": "x", "group_id": 1.5}'])
+    async def test_malformed_body_is_400_with_one_line(self, gateway: TestClient, body: bytes) -> None:
+        """Malformed bodies get 400 and a one-line reason."""
+        response = await gateway.post("/api/callback", data=body,
+                                      headers={"Content-Type": "application/json"})
+        text = await response.text()
+        assert response.status == 400
+        assert text.startswith("bad request: ") and "\n" not in text
+
+    async def test_oversized_body_is_413(self, gateway: TestClient, settings: Settings) -> None:
+        """A body over the limit is refused before parsing."""
+        body = json.dumps({"type": "x", "group_id": 1,
+                           "object": {"t": "x" * settings.gateway_max_body_bytes}})
+        response = await gateway.post("/api/callback", data=body)
+        assert response.status == 413

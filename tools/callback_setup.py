@@ -1,0 +1,59 @@
+"""Connecting a project's community to our gateway through VK's Callback API.
+
+Used by ``make run`` (against the sandbox) and by the ops CLI (against VK).
+Steps, as VK requires them: fetch the confirmation code and store it on the
+project (the gateway must answer VK's handshake with it); create or update the
+callback server with a fresh random secret (stored on the project first, so the
+gateway accepts the server's events from its first one); enable exactly the
+events the refresher uses; report the server as VK sees it.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.mongo import PROJECTS, Document
+from shared.vk import CallbackServer, VkClient
+
+# Exactly the events the refresher turns into refreshes (services/refresher/content.py).
+REFRESH_EVENTS = ("wall_post_new", "wall_repost", "wall_schedule_post_new",
+                  "wall_schedule_post_delete")
+SERVER_TITLE = "vk-planner"  # VK limits titles to 14 characters
+
+
+class ProjectNotFound(LookupError):
+    pass
+
+
+async def setup_callback(db: AsyncDatabase[Document], vk: VkClient, project_id: str, url: str,
+                         api_version: str) -> CallbackServer:
+    project = await db[PROJECTS].find_one({"_id": project_id})
+    if project is None:
+        raise ProjectNotFound(project_id)
+    token, group_id = str(project["vk_user_token"]), int(project["vk_group_id"])
+    code = await vk.groups_get_callback_confirmation_code(token, group_id)
+    secret = secrets.token_urlsafe(24)
+    await db[PROJECTS].update_one({"_id": project_id}, {"$set": {
+        "vk_confirmation_code": code, "vk_callback_secret": secret}})
+
+    servers = await vk.groups_get_callback_servers(token, group_id)
+    ours = next((s for s in servers if s.url == url or s.title == SERVER_TITLE), None)
+    if ours is None:
+        server_id = await vk.groups_add_callback_server(token, group_id, url, SERVER_TITLE, secret)
+    else:
+        server_id = ours.id
+        await vk.groups_edit_callback_server(token, group_id, server_id, url, SERVER_TITLE, secret)
+    await vk.groups_set_callback_settings(token, group_id, server_id, api_version,
+                                          dict.fromkeys(REFRESH_EVENTS, True))
+    return await callback_status(vk, token, group_id, server_id)
+
+
+async def callback_status(vk: VkClient, token: str, group_id: int, server_id: int
+                          ) -> CallbackServer:
+    servers = await vk.groups_get_callback_servers(token, group_id)
+    for server in servers:
+        if server.id == server_id:
+            return server
+    raise LookupError(f"callback server {server_id} vanished from community {group_id}")

@@ -1,0 +1,180 @@
+"""``make run``: the whole system on one machine, in the foreground.
+
+Starts a local mongod (data in ``.mongo-data/``), the VK sandbox with one demo
+community, seeds a demo project, starts the four services, and connects the
+demo community's callbacks to the gateway. Every child's output is shown with
+its name. Ctrl-C (or SIGTERM) stops everything it started, by PID.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import aiohttp
+
+from shared.mongo import PROJECTS, connect, ensure_indexes
+from shared.settings import Settings
+from shared.vk import VkClient
+from tools.callback_setup import setup_callback
+from tools.mongod import mongo_url, start_mongod, stop_mongod
+from tools.vk_sandbox import DEMO_GROUP_ID, DEMO_USER_TOKEN
+
+ROOT = Path(__file__).resolve().parents[1]
+MONGO_PORT = int(os.environ.get("RUN_MONGO_PORT", "27017"))
+SANDBOX_PORT = int(os.environ.get("RUN_SANDBOX_PORT", "8090"))
+GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
+NOTIFIER_PORT = int(os.environ.get("NOTIFIER_PORT", "8081"))
+DEMO_PROJECT_ID = "demo"
+SERVICES = ("callback_gateway", "refresher", "post_tracker", "update_notifier")
+COLOURS = {"vk_sandbox": 35, "callback_gateway": 36, "refresher": 33, "post_tracker": 32,
+           "update_notifier": 34, "run": 37}
+
+
+def say(name: str, line: str) -> None:
+    prefix = f"{name:>16} | "
+    if sys.stdout.isatty():
+        prefix = f"\033[{COLOURS.get(name, 37)}m{prefix}\033[0m"
+    sys.stdout.write(prefix + line.rstrip("\n") + "\n")
+    sys.stdout.flush()
+
+
+def pump(name: str, stream: IO[bytes]) -> None:
+    for raw in iter(stream.readline, b""):
+        say(name, raw.decode(errors="replace"))
+
+
+def child_environment() -> dict[str, str]:
+    return {
+        **os.environ,
+        "MONGO_URL": os.environ.get("MONGO_URL", mongo_url(MONGO_PORT)),
+        "VK_API_URL": os.environ.get("VK_API_URL", f"http://127.0.0.1:{SANDBOX_PORT}/method"),
+        "GATEWAY_PORT": str(GATEWAY_PORT),
+        "NOTIFIER_PORT": str(NOTIFIER_PORT),
+        "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
+        "TRACKER_INTERVAL_SECONDS": os.environ.get("TRACKER_INTERVAL_SECONDS", "50"),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+class Supervisor:
+    def __init__(self) -> None:
+        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.mongod: subprocess.Popen[bytes] | None = None
+
+    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
+        # A session of its own: Ctrl-C reaches only us, and we stop children in order.
+        process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=child_environment(),
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        assert process.stdout is not None
+        asyncio.get_running_loop().run_in_executor(None, pump, name, process.stdout)
+        self.children.append((name, process))
+        return process
+
+    def stop_all(self) -> None:
+        for name, process in reversed(self.children):
+            if process.poll() is None:
+                say("run", f"stopping {name} (pid {process.pid})")
+                process.terminate()
+        deadline = time.monotonic() + 15
+        for name, process in self.children:
+            try:
+                process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                say("run", f"{name} (pid {process.pid}) did not stop; killing it")
+                process.kill()
+                process.wait()
+        if self.mongod is not None:
+            say("run", f"stopping mongod (pid {self.mongod.pid})")
+            stop_mongod(self.mongod)
+
+    def dead_child(self) -> str | None:
+        return next((f"{name} exited with {p.returncode}" for name, p in self.children
+                     if p.poll() is not None), None)
+
+
+async def wait_http_ok(url: str, supervisor: Supervisor, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if failure := supervisor.dead_child():
+                raise RuntimeError(failure)
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.get(url) as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+    raise TimeoutError(f"{url} not ready within {timeout}s")
+
+
+async def seed_demo_project(settings: Settings) -> None:
+    client = connect(settings)
+    try:
+        db = client[settings.mongo_db]
+        await ensure_indexes(db, settings.updates_retention_seconds)
+        await db[PROJECTS].update_one({"_id": DEMO_PROJECT_ID}, {
+            "$set": {"vk_group_id": DEMO_GROUP_ID, "vk_user_token": DEMO_USER_TOKEN},
+            "$setOnInsert": {"name": "Demo project", "vk_confirmation_code": "",
+                             "vk_callback_secret": None},
+        }, upsert=True)
+        async with VkClient.from_settings(settings) as vk:
+            server = await setup_callback(db, vk, DEMO_PROJECT_ID,
+                                          f"http://127.0.0.1:{GATEWAY_PORT}/api/callback",
+                                          settings.vk_api_version)
+            for _ in range(50):
+                if server.status == "ok":
+                    break
+                await asyncio.sleep(0.1)
+                server = (await vk.groups_get_callback_servers(DEMO_USER_TOKEN, DEMO_GROUP_ID))[0]
+        say("run", f"demo community {DEMO_GROUP_ID} → gateway callback server: {server.status}")
+    finally:
+        await client.close()
+
+
+async def main() -> int:
+    supervisor = Supervisor()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        if "MONGO_URL" not in os.environ:
+            say("run", f"starting mongod on 127.0.0.1:{MONGO_PORT} (data in .mongo-data/)")
+            supervisor.mongod = await asyncio.to_thread(start_mongod, ROOT / ".mongo-data",
+                                                        MONGO_PORT)
+        supervisor.spawn("vk_sandbox", "-m", "tools.vk_sandbox", "--demo", "--host", "127.0.0.1",
+                         "--port", str(SANDBOX_PORT), "--retry-scale", "0.1")
+        await wait_http_ok(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/health", supervisor)
+        for service in SERVICES:
+            supervisor.spawn(service, "-m", f"services.{service}")
+        await wait_http_ok(f"http://127.0.0.1:{GATEWAY_PORT}/readyz", supervisor)
+        await wait_http_ok(f"http://127.0.0.1:{NOTIFIER_PORT}/readyz", supervisor)
+        settings = Settings(**{k.lower(): v for k, v in child_environment().items()
+                               if k in {"MONGO_URL", "VK_API_URL"}})
+        await seed_demo_project(settings)
+        say("run", "all up. Try:  make demo-post   (a scheduled post in the sandbox). Ctrl-C stops.")
+        while not stop.is_set():
+            if failure := supervisor.dead_child():
+                say("run", failure)
+                return 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+        return 0
+    except Exception as exc:
+        say("run", f"failed: {type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        await asyncio.to_thread(supervisor.stop_all)
+        say("run", "stopped")
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
