@@ -161,7 +161,9 @@ class Broker:
         for consumer in self._consumers:
             await consumer.stop()
         if self._connection is not None:
-            await self._connection.close()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await self._connection.close()
 
 
 class Consumer(Generic[MessageT]):
@@ -247,13 +249,18 @@ class Consumer(Generic[MessageT]):
 
     async def stop(self) -> None:
         """Stop taking messages; give in-flight handlers a grace period, then cancel them."""
-        if self._queue is not None and self._consumer_tag is not None:
+        channel_open = self._channel is not None and not self._channel.is_closed
+        if channel_open and self._queue is not None and self._consumer_tag is not None:
+            # Bounded: on a robust channel, cancel would wait for a reconnect that may
+            # never come (broker down during shutdown).
             with contextlib.suppress(Exception):
-                await self._queue.cancel(self._consumer_tag)
+                async with asyncio.timeout(2):
+                    await self._queue.cancel(self._consumer_tag)
         if self._in_flight:
             _, pending = await asyncio.wait(self._in_flight, timeout=self.policy.shutdown_grace_seconds)
             for task in pending:
                 task.cancel()
         if self._channel is not None:
             with contextlib.suppress(Exception):
-                await self._channel.close()
+                async with asyncio.timeout(2):
+                    await self._channel.close()

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.errors import OperationFailure
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -40,9 +41,10 @@ REFRESH_STATE = "refresh_state"  # one per (project, content type): tickets and 
 REFRESH_FENCES = "refresh_fences"  # one per (project, content type): last applied fence
 PROCESSED_EVENTS = "processed_events"  # VK (group_id, event_id) seen, kept 3 h
 PROJECT_UPDATES = "project_updates"  # the durable update log behind cursors and SSE
-COUNTERS = "counters"  # sequence numbers (the update log's cursor)
+COUNTERS = "counters"  # the update log's sequence and the legacy getUpdates position
 
 PROCESSED_EVENT_TTL_SECONDS = 3 * 3600
+NAMESPACE_EXISTS = 48  # MongoDB's error code
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,8 @@ def collection_specs(updates_retention_seconds: float) -> tuple[CollectionSpec, 
         CollectionSpec(PROJECT_UPDATES, (
             IndexModel([("created_at", ASCENDING)], name="created_at_ttl",
                        expireAfterSeconds=int(updates_retention_seconds)),
+            # A redelivered ProjectUpdated is recorded once (services/update_notifier).
+            IndexModel([("dedupe_key", ASCENDING)], unique=True, name="dedupe_key_unique"),
         )),
         CollectionSpec(COUNTERS, ()),
     )
@@ -97,7 +101,12 @@ async def ensure_indexes(db: AsyncDatabase[Document], updates_retention_seconds:
     for spec in collection_specs(updates_retention_seconds):
         if spec.name not in existing:
             # Created up front: collections cannot be created inside a transaction.
-            await db.create_collection(spec.name, check_exists=False)
+            # Services starting together race here; "already exists" (48) is fine.
+            try:
+                await db.create_collection(spec.name, check_exists=False)
+            except OperationFailure as exc:
+                if exc.code != NAMESPACE_EXISTS:
+                    raise
         collection: AsyncCollection[Document] = db[spec.name]
         if spec.indexes:
             await _sync_ttl(db, spec)

@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     updates_retention_seconds: PositiveSeconds = 24 * 3600
     refresher_published_limit: Annotated[int, Field(ge=1, le=1000)] = 100
     refresher_lease_seconds: PositiveSeconds = 30.0
+    refresher_min_round_interval_seconds: Annotated[float, Field(ge=0)] = 0.5
     refresher_prefetch: Annotated[int, Field(ge=2, le=1000)] = 64
     tracker_interval_seconds: PositiveSeconds = 50.0
     tracker_verify_timeout_seconds: PositiveSeconds = 300.0

@@ -15,11 +15,13 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from aiohttp.test_utils import TestServer
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -28,6 +30,9 @@ from shared.mongo import Document, connect, ensure_indexes
 from shared.settings import Settings
 from shared.topology import Topology
 from tools.mongod import free_port, mongo_url, start_mongod, stop_mongod
+from tools.vk_sandbox import SandboxConfig
+from tools.vk_sandbox import init_app as init_sandbox
+from tools.vk_sandbox.control import SandboxControl
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -122,3 +127,32 @@ async def delete_topology(url: str, topology: Topology) -> None:
         for exchange in (topology.callbacks_exchange, topology.updates_exchange,
                          topology.dead_letter_exchange):
             await channel.exchange_delete(exchange)
+
+
+@dataclass(frozen=True)
+class RunningSandbox:
+    """The VK sandbox served in-process on a real localhost port."""
+
+    base_url: str
+    control: SandboxControl
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/method"
+
+
+@pytest.fixture
+async def vk_sandbox() -> AsyncIterator[RunningSandbox]:
+    """A fresh sandbox per test; VK's callback retry schedule scaled down 1000×."""
+    server = TestServer(init_sandbox(SandboxConfig(retry_scale=0.001)), host="127.0.0.1")
+    await server.start_server()
+    base_url = str(server.make_url("")).rstrip("/")
+    async with SandboxControl(base_url) as control:
+        yield RunningSandbox(base_url, control)
+    await server.close()
+
+
+@pytest.fixture
+def vk_settings(settings: Settings, vk_sandbox: RunningSandbox) -> Settings:
+    """The test's settings with VK played by the sandbox."""
+    return settings.model_copy(update={"vk_api_url": vk_sandbox.api_url})

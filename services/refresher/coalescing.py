@@ -1,29 +1,31 @@
 """Coalescing refreshes of one (project, content type) across events, tasks and replicas.
 
 The protocol, on one ``refresh_state`` document per key (MongoDB's clock decides
-lease expiry, so replicas' clocks need not agree):
+lease expiry and retry times, so replicas' clocks need not agree):
 
-1. Every event takes a **ticket**: ``requested += 1``.
-2. It then tries to take the **lease** (free or expired). The lease carries a
-   **fence**, incremented at each take, that guards the snapshot write
-   (:mod:`services.refresher.snapshot`).
-3. The lease holder refreshes in **rounds**: a round covers every ticket issued
-   before it started (``target = requested``); afterwards ``completed = target``,
-   and the lease is released only if no ticket arrived meanwhile — otherwise
-   another round runs. So any number of events during a refresh cost one more
-   refresh, and none is left unrefreshed.
-4. Everyone else waits until ``completed >= ticket`` (their event is covered) or
-   the lease expires (its holder died) and they take it over.
-
-The event's message is acknowledged only after that, so a crash anywhere leaves
-it unacked and redelivered: nothing is lost.
+1. Every event takes a **ticket**: ``requested += 1``. Once that write returns,
+   the work is durable — the event's message can be acknowledged. Pending work
+   is simply ``requested > completed``.
+2. Whoever holds the **lease** (free or expired → anyone may take it) *drains*
+   the key in **rounds**: a round covers every ticket issued before it started
+   (``target = requested``); afterwards ``completed = target``, and the lease is
+   released only if no ticket arrived meanwhile — otherwise another round runs.
+   So any number of events during a refresh cost one more refresh, and none is
+   left unrefreshed. Rounds start at least ``min_round_interval`` apart, so a
+   long burst costs one refresh per interval, not one per event.
+3. Each round takes a new **fence** (``fence += 1``) that guards its snapshot
+   write (:mod:`services.refresher.snapshot`): later rounds, by anyone, win.
+4. A refresh that fails transiently leaves the work pending with ``retry_at``
+   (backoff); the **sweeper** of every replica picks up pending keys whose lease
+   is free or expired (its holder died) and whose ``retry_at`` has passed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
+import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -32,130 +34,201 @@ import structlog
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.mongo import Document
+from shared.mongo import ContentType, Document
+from shared.retry import backoff_seconds
 
 log = structlog.get_logger(__name__)
 
-Refresh = Callable[[int], Awaitable[None]]  # called with the lease's fence
+
+@dataclass(frozen=True, slots=True, order=True)
+class RefreshKey:
+    project_id: str
+    content: ContentType
+
+    @property
+    def id(self) -> str:
+        return f"{self.project_id}:{self.content.value}"
+
+
+# Runs one full refresh for a round; returns normally when done (including a
+# permanent failure it has recorded), raises when it should be retried later.
+Refresh = Callable[[RefreshKey, "Round"], Awaitable[None]]
+
+_FREE = {"lease_owner": None, "lease_token": None, "lease_until": None}
+# Pending work whose lease is free or expired and whose retry time has come.
+_CLAIMABLE: dict[str, Any] = {
+    "$expr": {"$gt": ["$requested", "$completed"]},
+    "$or": [{"lease_owner": None}, {"$expr": {"$lt": ["$lease_until", "$$NOW"]}}],
+    "$and": [{"$or": [{"retry_at": None}, {"$expr": {"$lte": ["$retry_at", "$$NOW"]}}]}],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    key: RefreshKey
+    token: str  # identifies this taking of the lease
+
+    @property
+    def held(self) -> dict[str, Any]:
+        """Filter matching the state document only while this lease is still held."""
+        return {"_id": self.key.id, "lease_token": self.token}
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    fence: int  # guards this round's snapshot write
+    target: int  # tickets issued when the round started; all covered by it
+    covered: int  # how many tickets this round covers
+    correlation_id: str | None  # of the latest event it covers, for the logs
 
 
 class LeaseLost(Exception):
     """Our lease expired and someone else took it; stop writing."""
 
 
-@dataclass(frozen=True, slots=True)
-class Lease:
-    key: str
-    owner: str
-    fence: int
-    requested: int  # tickets issued when the lease was taken
-
-
 class RefreshCoordinator:
-    def __init__(self, states: AsyncCollection[Document], owner: str, lease_seconds: float,
-                 poll_seconds: float = 0.1) -> None:
+    def __init__(self, states: AsyncCollection[Document], refresh: Refresh, *, owner: str,
+                 lease_seconds: float, min_round_interval: float = 0.5,
+                 sweep_interval: float = 1.0) -> None:
         self._states = states
+        self._refresh = refresh
         self._owner = owner
         self._lease_ms = int(lease_seconds * 1000)
-        self._poll_seconds = poll_seconds
-        # Waiters in this process are woken as soon as a local round completes.
-        self._round_done: dict[str, asyncio.Event] = {}
+        self._min_round_interval = min_round_interval
+        self._sweep_interval = sweep_interval
+        self._draining: dict[RefreshKey, asyncio.Task[None]] = {}
+        self.rounds = 0
+        self.coalesced = 0
 
-    async def ensure_refreshed(self, key: str, refresh: Refresh) -> bool:
-        """Return once a refresh that started after this call has completed.
-
-        True if this call ran the refresh itself, False if another covered it.
-        """
-        ticket = await self._take_ticket(key)
-        while True:
-            lease = await self._try_acquire(key)
-            if lease is not None:
-                await self._run_rounds(lease, refresh)
-                return True
-            if await self._wait(key, ticket):
-                return False
-
-    async def _take_ticket(self, key: str) -> int:
+    async def request(self, key: RefreshKey, correlation_id: str | None = None) -> int:
+        """Record that ``key`` needs a refresh (durably) and start draining it; the ticket."""
         state = await self._states.find_one_and_update(
-            {"_id": key}, {"$inc": {"requested": 1}}, upsert=True,
-            return_document=ReturnDocument.AFTER)
+            {"_id": key.id},
+            {"$inc": {"requested": 1}, "$set": {"correlation_id": correlation_id},
+             "$setOnInsert": {"project_id": key.project_id, "content_type": key.content.value,
+                              "completed": 0, "fence": 0, "retry_at": None, **_FREE}},
+            upsert=True, return_document=ReturnDocument.AFTER)
         assert state is not None
+        self.kick(key)
         return int(state["requested"])
 
-    async def _try_acquire(self, key: str) -> Lease | None:
-        state = await self._states.find_one_and_update(
-            {"_id": key, "$or": [{"lease_owner": None},
-                                 {"$expr": {"$lt": ["$lease_until", "$$NOW"]}}]},
-            [{"$set": {"lease_owner": self._owner,
-                       "lease_until": {"$add": ["$$NOW", self._lease_ms]},
-                       "fence": {"$add": [{"$ifNull": ["$fence", 0]}, 1]}}}],
-            return_document=ReturnDocument.AFTER)
-        if state is None:
-            return None
-        return Lease(key, self._owner, int(state["fence"]), int(state["requested"]))
+    def kick(self, key: RefreshKey) -> None:
+        """Drain ``key`` in the background unless this process is already doing so."""
+        if key not in self._draining:
+            task = asyncio.create_task(self._drain(key))
+            self._draining[key] = task
+            task.add_done_callback(lambda _: self._draining.pop(key, None))
 
-    async def _run_rounds(self, lease: Lease, refresh: Refresh) -> None:
-        target = lease.requested
+    async def completed(self, key: RefreshKey) -> int:
+        state = await self._states.find_one({"_id": key.id}, projection={"completed": 1})
+        return 0 if state is None else int(state["completed"])
+
+    async def sweep_forever(self) -> None:
+        """Pick up pending work nobody is draining (its holder died, or a retry is due)."""
+        while True:
+            with contextlib.suppress(Exception):
+                await self.sweep_once()
+            await asyncio.sleep(self._sweep_interval)
+
+    async def sweep_once(self) -> int:
+        found = 0
+        async for state in self._states.find(
+                _CLAIMABLE, projection={"project_id": 1, "content_type": 1}):
+            self.kick(RefreshKey(state["project_id"], ContentType(state["content_type"])))
+            found += 1
+        return found
+
+    async def close(self) -> None:
+        """Stop draining; leases are released, pending work stays for others."""
+        tasks = list(self._draining.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _drain(self, key: RefreshKey) -> None:
+        try:
+            lease = await self._try_acquire(key)
+            if lease is None:
+                return  # someone else drains it; they will see our ticket
+            await self._run_rounds(lease)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # transient: the sweeper retries it after its backoff
+            log.warning("refresh_will_retry", key=key.id, error=f"{type(exc).__name__}: {exc}")
+
+    async def _try_acquire(self, key: RefreshKey) -> Lease | None:
+        token = uuid.uuid4().hex
+        state = await self._states.find_one_and_update(
+            {"_id": key.id, **_CLAIMABLE},
+            [{"$set": {"lease_owner": self._owner, "lease_token": token,
+                       "lease_until": {"$add": ["$$NOW", self._lease_ms]}}}])
+        return None if state is None else Lease(key, token)
+
+    async def _run_rounds(self, lease: Lease) -> None:
         heartbeat = asyncio.create_task(self._keep_alive(lease))
         try:
             while True:
-                await refresh(lease.fence)
-                next_target = await self._finish_round(lease, target)
-                self._wake_local_waiters(lease.key)
-                if next_target is None:
+                started = time.monotonic()
+                current = await self._start_round(lease)
+                try:
+                    await self._refresh(lease.key, current)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    await self._release_for_retry(lease)
+                    raise
+                self.rounds += 1
+                self.coalesced += max(0, current.covered - 1)
+                if await self._finish_round(lease, current.target):
                     return
-                target = next_target
+                # More events came during the round: refresh again, but not too often.
+                await asyncio.sleep(max(0.0, started + self._min_round_interval - time.monotonic()))
         except BaseException:
-            await self._release(lease)
+            with contextlib.suppress(Exception):
+                await self._states.update_one(lease.held, {"$set": _FREE})
             raise
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError, LeaseLost):
                 await heartbeat
 
-    async def _finish_round(self, lease: Lease, target: int) -> int | None:
-        """Mark ``target`` completed; release if nothing new came, else return the new target."""
-        mine: dict[str, Any] = {"_id": lease.key, "lease_owner": lease.owner, "fence": lease.fence}
-        state = await self._states.find_one_and_update(
-            mine, {"$max": {"completed": target}}, return_document=ReturnDocument.AFTER)
-        if state is None:
-            raise LeaseLost(lease.key)
-        if int(state["requested"]) == target:
-            released = await self._states.find_one_and_update(
-                {**mine, "requested": target}, {"$set": {"lease_owner": None, "lease_until": None}})
-            if released is not None:
-                return None
-            state = await self._states.find_one(mine)
-            if state is None:
-                raise LeaseLost(lease.key)
-        return int(state["requested"])
+    async def _start_round(self, lease: Lease) -> Round:
+        before = await self._states.find_one_and_update(
+            lease.held, {"$inc": {"fence": 1}}, return_document=ReturnDocument.AFTER)
+        if before is None:
+            raise LeaseLost(lease.key.id)
+        target = int(before["requested"])
+        return Round(fence=int(before["fence"]), target=target,
+                     covered=target - int(before["completed"]),
+                     correlation_id=before.get("correlation_id"))
 
-    async def _release(self, lease: Lease) -> None:
+    async def _finish_round(self, lease: Lease, target: int) -> bool:
+        """Mark ``target`` completed; release the lease (True) unless new tickets came."""
+        state = await self._states.find_one_and_update(
+            lease.held, {"$max": {"completed": target}, "$set": {"retry_at": None, "failures": 0}},
+            return_document=ReturnDocument.AFTER)
+        if state is None:
+            raise LeaseLost(lease.key.id)
+        released = await self._states.find_one_and_update(
+            {**lease.held, "requested": target}, {"$set": _FREE})
+        return released is not None
+
+    async def _release_for_retry(self, lease: Lease) -> None:
+        """Free the lease and set ``retry_at`` by the backoff policy for the failure count."""
         with contextlib.suppress(Exception):
-            await self._states.update_one(
-                {"_id": lease.key, "lease_owner": lease.owner, "fence": lease.fence},
-                {"$set": {"lease_owner": None, "lease_until": None}})
+            state = await self._states.find_one_and_update(
+                lease.held, {"$inc": {"failures": 1}}, return_document=ReturnDocument.AFTER)
+            if state is None:
+                return
+            delay_ms = int(backoff_seconds(int(state["failures"])) * 1000)
+            await self._states.update_one(lease.held, [{"$set": {
+                **_FREE, "retry_at": {"$add": ["$$NOW", delay_ms]}}}])
 
     async def _keep_alive(self, lease: Lease) -> None:
         while True:
             await asyncio.sleep(self._lease_ms / 3000)
             renewed = await self._states.update_one(
-                {"_id": lease.key, "lease_owner": lease.owner, "fence": lease.fence},
-                [{"$set": {"lease_until": {"$add": ["$$NOW", self._lease_ms]}}}])
+                lease.held, [{"$set": {"lease_until": {"$add": ["$$NOW", self._lease_ms]}}}])
             if renewed.matched_count == 0:
-                log.warning("refresh_lease_lost", key=lease.key)
-                raise LeaseLost(lease.key)
-
-    async def _wait(self, key: str, ticket: int) -> bool:
-        """Wait a little; True once ``ticket`` is covered, False to retry taking the lease."""
-        event = self._round_done.setdefault(key, asyncio.Event())
-        # Jitter spreads the polls of many waiters on one key.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), self._poll_seconds * (1 + random.random()))
-        state = await self._states.find_one(
-            {"_id": key}, projection={"completed": 1, "lease_owner": 1})
-        return state is not None and int(state.get("completed", 0)) >= ticket
-
-    def _wake_local_waiters(self, key: str) -> None:
-        if (event := self._round_done.pop(key, None)) is not None:
-            event.set()
+                log.warning("refresh_lease_lost", key=lease.key.id)
+                raise LeaseLost(lease.key.id)

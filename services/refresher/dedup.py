@@ -1,8 +1,10 @@
 """Recognising VK's retries of an event already taken (same group_id and event_id, 3 h).
 
-The first message to *claim* an event owns it until done. A broker redelivery of
-that same message (same correlation id) may carry on; any other copy — VK
-retrying because our ``ok`` came late — is a duplicate and does no work.
+The first message to *claim* an event owns it. A broker redelivery of that same
+message (same correlation id) may carry on; any other copy — VK retrying because
+our ``ok`` came late — is a duplicate and does no work. A claim needs no "done"
+mark: the owner's message stays unacked until its work is durable, so if it
+fails it is redelivered, with the same correlation id.
 """
 
 from __future__ import annotations
@@ -31,14 +33,9 @@ class EventLedger:
             return True
         try:
             await self._processed.insert_one({
-                "_id": key, "claimed_by": event.correlation_id, "done": False,
-                "seen_at": datetime.now(UTC),
+                "_id": key, "claimed_by": event.correlation_id, "seen_at": datetime.now(UTC),
             })
             return True
         except DuplicateKeyError:
             existing = await self._processed.find_one({"_id": key}, projection={"claimed_by": 1})
             return existing is not None and existing.get("claimed_by") == event.correlation_id
-
-    async def mark_done(self, event: CallbackEvent) -> None:
-        if (key := event_key(event)) is not None:
-            await self._processed.update_one({"_id": key}, {"$set": {"done": True}})

@@ -2,25 +2,23 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 
 import structlog
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.refresher import metrics
-from services.refresher.coalescing import RefreshCoordinator
+from services.refresher.coalescing import RefreshCoordinator, RefreshKey, Round
 from services.refresher.content import content_types_for
 from services.refresher.dedup import EventLedger
 from services.refresher.snapshot import StaleSnapshot, replace_snapshot
 from shared.broker import Broker
-from shared.messages import CallbackEvent, ProjectUpdated
+from shared.messages import CallbackEvent, ProjectUpdated, new_correlation_id
 from shared.mongo import PROCESSED_EVENTS, PROJECTS, ContentType, Document
-from shared.vk import VkClient, VkPermanentError, WallFilter, WallPost
+from shared.vk import VkClient, VkPermanentError, VkTransientError, WallFilter, WallPost
 
 log = structlog.get_logger(__name__)
 
@@ -38,18 +36,16 @@ class Project:
 
 
 class RefreshHandler:
-    """Plain async callable: ``await handler(event)``; raising means "retry later"."""
+    """Plain async callable: ``await handler(event)``; raising means "retry later".
 
-    def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document],
-                 vk: VkClient, broker: Broker, coordinator: RefreshCoordinator,
-                 published_limit: int) -> None:
-        self._client = client
+    An event is done once its refresh tickets are durable in MongoDB; the refresh
+    itself runs in the coordinator's background drain (see ``coalescing.py``).
+    """
+
+    def __init__(self, db: AsyncDatabase[Document], coordinator: RefreshCoordinator) -> None:
         self._db = db
-        self._vk = vk
-        self._broker = broker
         self._coordinator = coordinator
         self._ledger = EventLedger(db[PROCESSED_EVENTS])
-        self._published_limit = published_limit
 
     async def __call__(self, event: CallbackEvent) -> None:
         contents = content_types_for(event.type, event.object)
@@ -63,20 +59,36 @@ class RefreshHandler:
             metrics.EVENTS.labels(outcome="duplicate").inc()
             bound.info("duplicate_event_dropped")
             return
-        document = await self._db[PROJECTS].find_one({"_id": event.project_id})
-        if document is None:
-            metrics.EVENTS.labels(outcome="unknown_project").inc()
-            bound.warning("event_for_unknown_project")
-            return
-        project = Project.from_document(document)
-        ran = await asyncio.gather(*(
-            self._coordinator.ensure_refreshed(
-                f"{project.id}:{content.value}",
-                partial(self._refresh, project, content, correlation_id=event.correlation_id))
-            for content in sorted(contents)
-        ))
-        await self._ledger.mark_done(event)
-        metrics.EVENTS.labels(outcome="refreshed" if any(ran) else "coalesced").inc()
+        # The gateway found the project a moment ago; the refresh itself checks again.
+        for content in sorted(contents):
+            await self._coordinator.request(RefreshKey(event.project_id, content),
+                                            event.correlation_id)
+        metrics.EVENTS.labels(outcome="queued").inc()
+        bound.info("refresh_requested", content_types=sorted(c.value for c in contents))
+
+
+class Refresher:
+    """Runs one full refresh of a (project, content type) from VK into MongoDB."""
+
+    def __init__(self, client: AsyncMongoClient[Document], db: AsyncDatabase[Document],
+                 vk: VkClient, broker: Broker, published_limit: int) -> None:
+        self._client = client
+        self._db = db
+        self._vk = vk
+        self._broker = broker
+        self._published_limit = published_limit
+
+    async def __call__(self, key: RefreshKey, refresh_round: Round) -> None:
+        # The round carries the correlation id of the latest event it covers, so the
+        # log lines of a callback lead from the gateway to this refresh and onwards.
+        correlation_id = refresh_round.correlation_id or new_correlation_id()
+        with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
+            document = await self._db[PROJECTS].find_one({"_id": key.project_id})
+            if document is None:
+                log.warning("refresh_for_unknown_project", project_id=key.project_id)
+                return
+            await self._refresh(Project.from_document(document), key.content, refresh_round.fence,
+                                correlation_id=correlation_id)
 
     async def _refresh(self, project: Project, content: ContentType, fence: int, *,
                        correlation_id: str) -> None:
@@ -85,6 +97,11 @@ class RefreshHandler:
         bound = log.bind(project_id=project.id, content_type=content.value, fence=fence)
         try:
             posts = await self._fetch(project, content)
+        except VkTransientError as exc:
+            # Still failing after the client's own retries: visible now, retried later.
+            await self._record(project, content, error=f"{exc} (will retry)")
+            metrics.REFRESHES.labels(content_type=content.value, outcome="retry").inc()
+            raise
         except VkPermanentError as exc:
             await self._record(project, content, error=str(exc))
             metrics.REFRESHES.labels(content_type=content.value, outcome="failed").inc()

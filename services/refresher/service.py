@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from services.refresher.coalescing import RefreshCoordinator
-from services.refresher.handler import RefreshHandler
+from services.refresher.handler import RefreshHandler, Refresher
 from shared.broker import AckPolicy, Broker
 from shared.health import dependencies_ready, health_server
 from shared.messages import CallbackEvent
@@ -25,17 +26,23 @@ async def lifespan(settings: Settings) -> AsyncIterator[None]:
     await ensure_indexes(db, settings.updates_retention_seconds)
     broker = Broker(str(settings.amqp_url), Topology(settings.amqp_prefix), client_name="refresher")
     await broker.connect()
-    owner = f"{socket.gethostname()}:{os.getpid()}"
-    coordinator = RefreshCoordinator(db[REFRESH_STATE], owner, settings.refresher_lease_seconds)
     async with VkClient.from_settings(settings) as vk:
-        handler = RefreshHandler(client, db, vk, broker, coordinator,
-                                 settings.refresher_published_limit)
+        coordinator = RefreshCoordinator(
+            db[REFRESH_STATE], Refresher(client, db, vk, broker, settings.refresher_published_limit),
+            owner=f"{socket.gethostname()}:{os.getpid()}",
+            lease_seconds=settings.refresher_lease_seconds,
+            min_round_interval=settings.refresher_min_round_interval_seconds)
+        sweeper = asyncio.create_task(coordinator.sweep_forever())
         try:
-            await broker.consume(broker.topology.refresher_queue, CallbackEvent, handler,
+            await broker.consume(broker.topology.refresher_queue, CallbackEvent,
+                                 RefreshHandler(db, coordinator),
                                  AckPolicy(prefetch=settings.refresher_prefetch))
             async with health_server(settings.health_host, settings.health_port,
                                      dependencies_ready(lambda: broker, lambda: client)):
                 yield
         finally:
             await broker.close()
+            sweeper.cancel()
+            await asyncio.gather(sweeper, return_exceptions=True)
+            await coordinator.close()
             await client.close()

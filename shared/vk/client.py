@@ -43,12 +43,12 @@ from shared.vk.rate_limit import PROCESS_RATE_LIMITERS, RateLimiterRegistry, Tok
 from shared.vk.tokens import TokenKind, redact_token
 
 
-
-def _log() -> structlog.stdlib.BoundLogger:
+def _log() -> structlog.typing.FilteringBoundLogger:
     # Looked up per event, not cached at import: a logger cached on first use under
     # configure_logging() would bypass structlog.testing.capture_logs in tests.
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger(__name__)
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(__name__)
     return logger
+
 
 DEFAULT_API_URL = "https://api.vk.com/method"
 DEFAULT_API_VERSION = "5.199"
@@ -103,9 +103,11 @@ class VkClient:
         self.limits = TokenRateLimits.per_second(user_rps, community_rps)
         self.max_attempts = max_attempts
         self.backoff = backoff
-        self._rate_limiters = rate_limiters or PROCESS_RATE_LIMITERS
+        self._rate_limiters = (PROCESS_RATE_LIMITERS if rate_limiters is None
+                               else rate_limiters)
         self._session = session
         self._owns_session = session is None
+        self._closed = False
 
     @classmethod
     def from_settings(cls, settings: Settings,
@@ -127,8 +129,14 @@ class VkClient:
                         exc: BaseException | None, tb: TracebackType | None) -> None:
         await self.close()
 
+    @property
+    def session(self) -> aiohttp.ClientSession | None:
+        """The HTTP session in use; ``None`` until a client-owned one is first needed."""
+        return self._session
+
     async def close(self) -> None:
         """Close the session if this client created it; safe to call twice."""
+        self._closed = True
         if self._owns_session and self._session is not None:
             await self._session.close()
             self._session = None
@@ -156,8 +164,8 @@ class VkClient:
 
         def on_retry(exc: BaseException, attempt: int, delay: float) -> None:
             _log().warning("vk_call_retry", method=method, code=getattr(exc, "code", None),
-                        error=type(exc).__name__, attempt=attempt,
-                        retry_in_seconds=round(delay, 3))
+                           error=type(exc).__name__, attempt=attempt,
+                           retry_in_seconds=round(delay, 3))
 
         retrying = async_retrying(max_attempts=self.max_attempts, retry_if=retry_if,
                                   policy=self.backoff, on_retry=on_retry)
@@ -169,26 +177,34 @@ class VkClient:
     async def _send(self, method: str, token: str, form: Mapping[str, str],
                     kind: TokenKind) -> dict[str, Any]:
         """One attempt: wait for the rate limiter, POST, and decode the answer."""
-        await self._rate_limiters.limiter(token, self.limits.for_kind(kind)).acquire()
+        session = self._open_session()
+        limiter = self._rate_limiters.limiter(token, self.limits.for_kind(kind))
+        admitted = await limiter.acquire()
         started = time.monotonic()
         try:
-            async with self._open_session().post(f"{self.api_url}/{method}", data=form,
-                                                 timeout=self.timeout) as response:
+            async with session.post(f"{self.api_url}/{method}", data=form,
+                                    timeout=self.timeout) as response:
                 status, reason, raw = response.status, response.reason or "", await response.read()
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            # No connection was made, so nothing was sent.
             raise VkNetworkError(redact_token(_describe(exc), token), method) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
-            # Connected, maybe sent: VK may have acted on it.
+            # Anything else may have happened after the request was sent, including the
+            # overall timeout (it cannot tell connecting from waiting): VK may have acted.
             raise VkUnknownOutcome(redact_token(_describe(exc), token), method) from exc
+        finally:
+            limiter.finished(admitted)
         _log().debug("vk_call", method=method, status=status,
-                  seconds=round(time.monotonic() - started, 3))
+                     seconds=round(time.monotonic() - started, 3))
         return _decode(method, token, status, reason, raw)
 
     def _open_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("the VkClient is closed")
         if self._session is None:
-            if not self._owns_session:
-                raise RuntimeError("the VkClient's session was closed")
-            self._session = aiohttp.ClientSession()
+            # Created here, inside the running loop, as aiohttp requires. No pool limit:
+            # the rate limiters pace requests, and a queue in the pool would bunch them.
+            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         return self._session
 
     # --- wall -------------------------------------------------------------------------

@@ -24,7 +24,10 @@ Sleep = Callable[[float], Awaitable[None]]
 
 # Starts are timed here, but VK times arrivals; network jitter can bring two
 # requests sent a full second apart closer together at VK's end. Waiting 5 % longer
-# than the server's window absorbs up to 50 ms of such jitter per second.
+# than the server's window absorbs up to 50 ms of such jitter per second. A request
+# delayed longer than that before it leaves (a busy event loop, a full connection
+# pool) is covered by :meth:`SlidingWindowLimiter.finished`: once its answer is in,
+# the call counts from then, the latest moment VK can have received it.
 SAFETY_MARGIN = 1.05
 
 
@@ -79,7 +82,7 @@ class SlidingWindowLimiter:
     def idle(self) -> bool:
         """Nobody waits and no start is recent enough to matter: safe to forget."""
         return not self._queue and (
-            not self._starts or self._clock() - self._starts[-1] >= self.limit.period_seconds)
+            not self._starts or self._clock() - max(self._starts) >= self.limit.period_seconds)
 
     async def acquire(self) -> float:
         """Wait for this caller's turn and a free slot; return the recorded start time."""
@@ -97,11 +100,18 @@ class SlidingWindowLimiter:
             self._queue.remove(turn)
             self._pass_turn()
 
+    def finished(self, start: float) -> None:
+        """The call admitted at ``start`` got its answer: count it from now on."""
+        for index, recorded in enumerate(self._starts):
+            if recorded == start:
+                self._starts[index] = max(start, self._clock())
+                return
+
     def _delay(self) -> float:
         """Seconds until a start would keep every window within the limit."""
         if len(self._starts) < self.limit.max_calls:
             return 0.0
-        return self._starts[0] + self.limit.period_seconds - self._clock()
+        return min(self._starts) + self.limit.period_seconds - self._clock()
 
     def _pass_turn(self) -> None:
         """Give the turn to the first caller still waiting, unless someone holds it."""

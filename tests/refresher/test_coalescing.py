@@ -1,116 +1,155 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
 
 import pytest
-
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.refresher.coalescing import RefreshCoordinator
-from shared.mongo import REFRESH_STATE, Document
+from services.refresher.coalescing import RefreshCoordinator, RefreshKey, Round
+from shared.mongo import REFRESH_STATE, ContentType, Document
 from tests.waiting import eventually
+
+KEY = RefreshKey("p", ContentType.PUBLISHED)
 
 
 class RecordingRefresh:
-    """A refresh that records when it ran and which tickets existed when it started."""
+    """A refresh that records each run, its fence, and how many ran at once."""
 
-    def __init__(self, duration: float = 0.05) -> None:
+    def __init__(self, duration: float = 0.05, failures: int = 0) -> None:
         self.duration = duration
-        self.runs = 0
+        self.failures = failures
         self.fences: list[int] = []
         self.running = 0
         self.max_parallel = 0
+        self.gate: asyncio.Event | None = None
 
-    async def __call__(self, fence: int) -> None:
-        self.runs += 1
-        self.fences.append(fence)
+    @property
+    def runs(self) -> int:
+        return len(self.fences)
+
+    async def __call__(self, key: RefreshKey, refresh_round: Round) -> None:
+        fence = refresh_round.fence
         self.running += 1
         self.max_parallel = max(self.max_parallel, self.running)
         try:
+            if self.gate is not None:
+                await self.gate.wait()
             await asyncio.sleep(self.duration)
+            if self.failures:
+                self.failures -= 1
+                raise ConnectionError("VK unreachable")
+            self.fences.append(fence)
         finally:
             self.running -= 1
 
 
-def coordinator(db: AsyncDatabase[Document], owner: str, lease: float = 5) -> RefreshCoordinator:
-    return RefreshCoordinator(db[REFRESH_STATE], owner, lease_seconds=lease, poll_seconds=0.02)
+Factory = Callable[..., RefreshCoordinator]
+
+
+@pytest.fixture
+async def make(db: AsyncDatabase[Document]) -> AsyncIterator[Factory]:
+    made: list[RefreshCoordinator] = []
+
+    def factory(refresh: RecordingRefresh, owner: str = "a", lease: float = 5,
+                interval: float = 0.0) -> RefreshCoordinator:
+        coordinator = RefreshCoordinator(db[REFRESH_STATE], refresh, owner=owner,
+                                         lease_seconds=lease, min_round_interval=interval,
+                                         sweep_interval=0.05)
+        made.append(coordinator)
+        return coordinator
+
+    yield factory
+    for coordinator in made:
+        await coordinator.close()
+
+
+async def settled(coordinator: RefreshCoordinator, ticket: int, key: RefreshKey = KEY) -> None:
+    async def covered() -> bool:
+        return await coordinator.completed(key) >= ticket
+    await eventually(covered, what=f"ticket {ticket} completed")
 
 
 class TestRefreshCoordinator:
-    async def test_single_request_refreshes_once(self, db: AsyncDatabase[Document]) -> None:
-        """One event, one refresh, run by the caller."""
+    async def test_single_request_refreshes_once(self, make: Factory) -> None:
+        """One event, one refresh."""
         refresh = RecordingRefresh()
-        assert await coordinator(db, "a").ensure_refreshed("p:scheduled", refresh) is True
+        coordinator = make(refresh)
+        await settled(coordinator, await coordinator.request(KEY))
         assert refresh.runs == 1
 
-    async def test_burst_is_coalesced_across_replicas(self, db: AsyncDatabase[Document]) -> None:
-        """200 concurrent events on two 'replicas' cost a handful of refreshes, never in parallel."""
+    async def test_burst_is_coalesced_across_replicas(self, make: Factory) -> None:
+        """200 events on two 'replicas' during refreshes cost a handful of runs, never parallel."""
         refresh = RecordingRefresh(duration=0.05)
-        replicas = [coordinator(db, "a"), coordinator(db, "b")]
-        results = await asyncio.gather(*(
-            replicas[i % 2].ensure_refreshed("p:published", refresh) for i in range(200)))
+        replicas = [make(refresh, "a"), make(refresh, "b")]
+        tickets = await asyncio.gather(*(replicas[i % 2].request(KEY) for i in range(200)))
+        await settled(replicas[0], max(tickets))
         assert 1 <= refresh.runs <= 5
         assert refresh.max_parallel == 1
-        assert results.count(True) >= 1
-        fences = refresh.fences
-        assert fences == sorted(fences)
+        assert refresh.fences == sorted(refresh.fences)
+        assert len(set(refresh.fences)) == refresh.runs
 
-    async def test_event_during_refresh_gets_another_round(self, db: AsyncDatabase[Document]) -> None:
-        """An event arriving while a refresh runs is covered by a refresh that starts after it."""
-        started = asyncio.Event()
-        release = asyncio.Event()
-        runs: list[str] = []
-
-        async def slow_refresh(fence: int) -> None:
-            runs.append("start")
-            started.set()
-            await release.wait()
-
-        first = asyncio.create_task(coordinator(db, "a").ensure_refreshed("k", slow_refresh))
-        await asyncio.wait_for(started.wait(), 5)
-        second = asyncio.create_task(coordinator(db, "b").ensure_refreshed("k", slow_refresh))
-
-        async def second_ticket_taken() -> bool:
-            state = await db[REFRESH_STATE].find_one({"_id": "k"})
-            return state is not None and state["requested"] == 2
-
-        await eventually(second_ticket_taken, what="the second event's ticket")
-        assert not second.done()
-        release.set()
-        await asyncio.wait_for(asyncio.gather(first, second), 5)
-        assert runs == ["start", "start"]
-
-    async def test_dead_holder_lease_is_taken_over(self, db: AsyncDatabase[Document]) -> None:
-        """If the lease holder vanishes mid-refresh, a waiter takes over after the lease expires."""
-        hang = asyncio.Event()
-
-        async def never_finishes(fence: int) -> None:
-            await hang.wait()
-
-        dead = coordinator(db, "dead", lease=0.5)
-        holder = asyncio.create_task(dead.ensure_refreshed("k2", never_finishes))
-
-        async def lease_taken() -> bool:
-            return await db[REFRESH_STATE].find_one({"_id": "k2", "lease_owner": "dead"}) is not None
-
-        await eventually(lease_taken, what="the lease")
-        holder.cancel()  # cancellation releases; simulate a crash by re-taking without release
-        await asyncio.gather(holder, return_exceptions=True)
-        await db[REFRESH_STATE].update_one({"_id": "k2"}, [{"$set": {
-            "lease_owner": "crashed", "lease_until": {"$add": ["$$NOW", 500]}}}])
+    async def test_event_during_refresh_gets_another_round(self, make: Factory,
+                                                           db: AsyncDatabase[Document]) -> None:
+        """An event arriving while a refresh runs is covered by a later round, not lost."""
         refresh = RecordingRefresh()
-        assert await coordinator(db, "alive", lease=0.5).ensure_refreshed("k2", refresh) is True
+        refresh.gate = asyncio.Event()
+        first, second = make(refresh, "a"), make(refresh, "b")
+        await first.request(KEY)
+        await eventually(lambda: asyncio.sleep(0, refresh.running == 1), what="first round running")
+        ticket = await second.request(KEY)
+        refresh.gate.set()
+        await settled(first, ticket)
+        assert refresh.runs == 2
+
+    async def test_min_round_interval_spaces_rounds(self, make: Factory) -> None:
+        """With a minimum interval, a steady stream of events costs one round per interval."""
+        refresh = RecordingRefresh(duration=0.01)
+        coordinator = make(refresh, interval=0.3)
+        ticket = 0
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while loop.time() - started < 1.0:
+            ticket = await coordinator.request(KEY)
+            await asyncio.sleep(0.01)
+        await settled(coordinator, ticket)
+        assert 3 <= refresh.runs <= 6
+
+    async def test_dead_holder_is_replaced_by_the_sweeper(self, make: Factory,
+                                                          db: AsyncDatabase[Document]) -> None:
+        """Work whose lease holder vanished is picked up once the lease expires."""
+        await db[REFRESH_STATE].insert_one({
+            "_id": KEY.id, "project_id": KEY.project_id, "content_type": KEY.content.value,
+            "requested": 3, "completed": 1, "fence": 7, "retry_at": None,
+            "lease_owner": "crashed", "lease_token": "x"})
+        await db[REFRESH_STATE].update_one({"_id": KEY.id}, [{"$set": {
+            "lease_until": {"$add": ["$$NOW", 300]}}}])
+        refresh = RecordingRefresh()
+        coordinator = make(refresh, "alive")
+        sweeper = asyncio.create_task(coordinator.sweep_forever())
+        try:
+            await settled(coordinator, 3)
+        finally:
+            sweeper.cancel()
+        assert refresh.fences == [8]
+
+    async def test_transient_failure_is_retried_after_backoff(self, make: Factory,
+                                                              db: AsyncDatabase[Document]) -> None:
+        """A failed refresh frees the lease, stays pending with retry_at, and is retried."""
+        refresh = RecordingRefresh(failures=1)
+        coordinator = make(refresh)
+        ticket = await coordinator.request(KEY)
+
+        async def failed_once() -> bool:
+            state = await db[REFRESH_STATE].find_one({"_id": KEY.id})
+            return state is not None and state.get("failures") == 1 and state["lease_owner"] is None
+
+        await eventually(failed_once, what="the first failure recorded")
+        sweeper = asyncio.create_task(coordinator.sweep_forever())
+        try:
+            await settled(coordinator, ticket)
+        finally:
+            sweeper.cancel()
+        state = await db[REFRESH_STATE].find_one({"_id": KEY.id})
+        assert state is not None and state["failures"] == 0
         assert refresh.runs == 1
-
-    async def test_failed_refresh_releases_the_lease(self, db: AsyncDatabase[Document]) -> None:
-        """A refresh that raises frees the lease at once so the retry need not wait for expiry."""
-        async def failing(fence: int) -> None:
-            raise RuntimeError("VK down")
-
-        replica = coordinator(db, "a", lease=60)
-        with pytest.raises(RuntimeError):
-            await replica.ensure_refreshed("k3", failing)
-        state = await db[REFRESH_STATE].find_one({"_id": "k3"})
-        assert state is not None and state["lease_owner"] is None
-        refresh = RecordingRefresh()
-        assert await replica.ensure_refreshed("k3", refresh) is True

@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 
+# Real seconds after which work that neither finishes nor sleeps counts as deadlocked,
+# so a broken limiter fails its test instead of hanging it.
+STUCK_AFTER_SECONDS = 2.0
+
 
 class ManualClock:
     """``clock()`` and ``sleep()`` for code under test; ``advance`` wakes due sleepers."""
@@ -57,8 +61,12 @@ class ManualClock:
         finished = asyncio.ensure_future(work)
         while not finished.done():
             sleeper = asyncio.ensure_future(self.wait_for_sleeper())
-            await asyncio.wait({finished, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({finished, sleeper}, timeout=STUCK_AFTER_SECONDS,
+                               return_when=asyncio.FIRST_COMPLETED)
             sleeper.cancel()
+            if not finished.done() and not self.sleeping:
+                finished.cancel()
+                raise AssertionError("stuck: the work neither finishes nor sleeps")
             if self.sleeping and not finished.done():
                 self.advance_to_next_wakeup()
         finished.result()

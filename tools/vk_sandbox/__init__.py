@@ -6,6 +6,7 @@ Run it with ``python -m tools.vk_sandbox --demo``; embed it with :func:`init_app
 
 from .app import init_app
 from .config import SandboxConfig
+from .control import SandboxControl
 from .demo import (
     DEMO_ADMIN_USER_ID,
     DEMO_COMMUNITY_TOKEN,
@@ -21,5 +22,6 @@ __all__ = [
     "DEMO_GROUP_NAME",
     "DEMO_USER_TOKEN",
     "SandboxConfig",
+    "SandboxControl",
     "init_app",
 ]

@@ -24,7 +24,12 @@ def parse_args(argv: list[str] | None = None) -> SandboxConfig:
                         help="seed the demo community, its admin and their tokens")
     parser.add_argument("--retry-scale", type=float, default=1.0,
                         help="multiplier of the Callback API retry schedule")
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="DEBUG also logs every callback event sent")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return SandboxConfig(host=args.host, port=args.port, demo=args.demo,
                          retry_scale=args.retry_scale)
 
@@ -50,7 +55,6 @@ async def serve(config: SandboxConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(serve(parse_args(argv)))
 
 

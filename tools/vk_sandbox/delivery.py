@@ -123,7 +123,7 @@ class CallbackDispatcher:
             for _ in range(copies):
                 delivery = self.log.add(Delivery(event_id, event_type, group_id, server.id))
                 self._spawn(self._deliver(delivery, server, payload))
-        logger.info("event %s %s for group %d → %d server(s)", event_type, event_id,
+        logger.debug("event %s %s for group %d → %d server(s)", event_type, event_id,
                     group_id, len(servers) * copies)
         return event_id
 

@@ -5,15 +5,18 @@ Only a return of API calls with literal parameters::
     return API.wall.get({"owner_id": -1, "count": 20});
     return [API.wall.get({"owner_id": -1}), API.wall.get({'owner_id': -2, filter: 'owner'})];
 
-Keys may be double-quoted, single-quoted or bare; values are strings, numbers,
-``true``/``false`` or arrays of those (sent comma-joined, as VK does). Anything
-else is error 12, like code VK cannot compile.
+Keys may be double-quoted, single-quoted or bare; values are JSON-like literals:
+strings, numbers, ``true``/``false`` (sent as 1/0), ``null`` (left out), arrays
+(sent comma-joined) and objects (sent as JSON), as VK reads them. Anything else is
+error 12, like code VK cannot compile.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from .errors import COMPILE_ERROR, RUNTIME_ERROR, VkApiError
 
@@ -22,12 +25,13 @@ MAX_EXECUTE_CALLS = 25
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
-      | (?P<number>-?\d+(?:\.\d+)?)
+      | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
       | (?P<name>[A-Za-z_][A-Za-z0-9_]*)
       | (?P<punct>[\[\]{}().,:;])
     )""",
     re.VERBOSE,
 )
+_KEYWORD_VALUES: dict[str, Any] = {"true": True, "false": False, "null": None}
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "/": "/"}
 
 
@@ -48,6 +52,11 @@ def _compile_error(detail: str) -> VkApiError:
 
 
 def _unquote(literal: str) -> str:
+    if literal.startswith('"'):
+        try:
+            return str(json.loads(literal))  # JSON strings, \uXXXX escapes included
+        except ValueError:
+            pass
     body = literal[1:-1]
     return re.sub(r"\\(.)", lambda match: _ESCAPES.get(match[1], match[1]), body)
 
@@ -124,8 +133,13 @@ class _Parser:
         return text
 
     def _object(self) -> dict[str, str]:
+        """Call parameters; null ones are left out, the rest sent as VK reads a form."""
+        return {key: _param_text(value) for key, value in self._mapping().items()
+                if value is not None}
+
+    def _mapping(self) -> dict[str, Any]:
         self._expect("{")
-        params: dict[str, str] = {}
+        mapping: dict[str, Any] = {}
         while not self._at("}"):
             kind, key = self._next()
             if kind == "string":
@@ -133,33 +147,43 @@ class _Parser:
             elif kind != "name":
                 raise _compile_error(f"expected a key, got {key!r}")
             self._expect(":")
-            params[key] = self._value()
+            mapping[key] = self._value()
             if not self._at("}"):
                 self._expect(",")
         self._next()
-        return params
+        return mapping
 
-    def _value(self) -> str:
+    def _value(self) -> Any:
+        if self._at("{"):
+            return self._mapping()
         if self._at("["):
             self._next()
-            items: list[str] = []
+            items: list[Any] = []
             while not self._at("]"):
-                items.append(self._scalar())
+                items.append(self._value())
                 if not self._at("]"):
                     self._expect(",")
             self._next()
-            return ",".join(items)
-        return self._scalar()
-
-    def _scalar(self) -> str:
+            return items
         kind, text = self._next()
         if kind == "string":
             return _unquote(text)
         if kind == "number":
-            return text
-        if kind == "name" and text in ("true", "false"):
-            return "1" if text == "true" else "0"
+            return json.loads(text)
+        if kind == "name" and text in _KEYWORD_VALUES:
+            return _KEYWORD_VALUES[text]
         raise _compile_error(f"unsupported value {text!r}")
+
+
+def _param_text(value: Any) -> str:
+    """A literal as a form parameter: flags 1/0, arrays comma-joined, objects as JSON."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list):
+        return ",".join(_param_text(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return str(value)
 
 
 def parse_execute_code(code: str) -> ExecuteProgram:

@@ -56,7 +56,8 @@ class HidePostsFault(_FaultSpec):
 
 
 class DuplicateCallbacksFault(_FaultSpec):
-    """The next ``count`` events are delivered twice, with the same ``event_id``."""
+    """The next ``count`` events (that go to any server) are delivered twice, with the
+    same ``event_id``, to every server that gets them."""
 
     kind: Literal["duplicate_callbacks"]
     count: int = Field(default=1, ge=1)

@@ -40,6 +40,7 @@ __all__ = [
     "schema_dir",
     "validate_callback",
     "validate_error",
+    "validate_method_response",
     "validate_object",
     "validate_response",
 ]
@@ -99,6 +100,7 @@ class VkSchema:
             contents = json.loads(path.read_text(encoding="utf-8"))
             resources.append((path.as_uri(), DRAFT7.create_resource(contents)))
         self.registry: Registry[Any] = Registry().with_resources(resources)
+        self._methods: dict[str, dict[str, dict[str, Any]]] = {}
 
     def uri(self, reference: str) -> str:
         """Absolute URI of ``wall/objects.json#/definitions/x`` (relative to the root)."""
@@ -112,6 +114,26 @@ class VkSchema:
         except Unresolvable:
             return False
         return True
+
+    def method_response_reference(self, method: str, extended: bool = False) -> str:
+        """The response definition ``methods.json`` names for ``method`` (``wall.get``)."""
+        section = method.split(".", 1)[0]
+        description = self._method_descriptions(section).get(method)
+        if description is None:
+            raise KeyError(f"the schema does not describe {method!r}")
+        responses = description["responses"]
+        response = responses.get("extendedResponse") if extended else None
+        file_part, _, fragment = (response or responses["response"])["$ref"].partition("#")
+        path = (self.root / section / file_part).resolve().relative_to(self.root)
+        return f"{path.as_posix()}#{fragment}"
+
+    def _method_descriptions(self, section: str) -> dict[str, dict[str, Any]]:
+        if section not in self._methods:
+            methods_file = self.root / section / "methods.json"
+            listed = (json.loads(methods_file.read_text(encoding="utf-8"))["methods"]
+                      if methods_file.is_file() else [])
+            self._methods[section] = {description["name"]: description for description in listed}
+        return self._methods[section]
 
     def validate(self, reference: str, instance: Any) -> None:
         """Raise :class:`SchemaValidationError` unless ``instance`` matches ``reference``."""
@@ -142,6 +164,19 @@ def validate_response(definition: str, payload: Any) -> None:
     full reference such as ``wall/responses.json#/definitions/wall_get_response``.
     """
     load_schema().validate(_definition_reference(definition, "responses"), payload)
+
+
+def validate_method_response(method: str, payload: Any, extended: bool = False) -> None:
+    """Check a reply of ``method`` (e.g. ``wall.get``) against the response its schema names.
+
+    ``extended`` picks the ``extendedResponse`` (``extended=1`` calls). Error replies are
+    checked with :func:`validate_error`.
+    """
+    schema = load_schema()
+    if isinstance(payload, Mapping) and "error" in payload:
+        validate_error(payload)
+        return
+    schema.validate(schema.method_response_reference(method, extended), payload)
 
 
 def validate_object(definition: str, payload: Any) -> None:

@@ -8,6 +8,7 @@ whichever way a test makes the change.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -159,7 +160,5 @@ async def publish_postponed_posts(walls: WallService, clock: Callable[[], float]
         walls.publish_due()
         due = walls.next_due()
         timeout = None if due is None else max(0.0, due - clock())
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(walls.schedule_changed.wait(), timeout)
-        except TimeoutError:
-            pass

@@ -1,0 +1,175 @@
+"""``system_posts`` reads and writes: the claim and every status transition.
+
+Each transition is one atomic single-document write, so a crash never leaves a post
+half-written. Writes after the claim are fenced by the claim itself
+(``claimed_by`` + ``claimed_at``): if the post was changed meanwhile (moved back,
+deleted, claimed again) the write matches nothing and is dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pymongo import ASCENDING, ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.post_tracker.decisions import Fail, KeepPublishing, Retry
+from services.post_tracker.records import Project, Status, SystemPost
+from services.post_tracker.variables import merge_variables
+from shared.messages import new_correlation_id
+from shared.mongo import GLOBAL_VARIABLES, PROJECTS, SYSTEM_POSTS, Document
+
+_OLDEST_FIRST = [("publication_date", ASCENDING), ("_id", ASCENDING)]
+
+
+def due_filter(now: datetime) -> Document:
+    """Pending posts whose date has come and that are not held back by a back-off."""
+    return {
+        "status": Status.PENDING.value,
+        "publication_date": {"$lte": now},
+        "$or": [{"not_before": None}, {"not_before": {"$lte": now}}],
+    }
+
+
+def claim_fence(post: SystemPost) -> Document:
+    """Matches the post only while it is still in the claim ``post`` was read under."""
+    return {"_id": post.id, "status": Status.PUBLISHING.value, "claimed_by": post.claimed_by,
+            "claimed_at": post.claimed_at}
+
+
+def claim_update(candidate: SystemPost, *, instance_id: str, now: datetime,
+                 sent_text: str) -> Document:
+    """The claim: status, who, when, and the text that is about to be sent."""
+    return {"$set": {
+        "status": Status.PUBLISHING.value,
+        "claimed_by": instance_id,
+        "claimed_at": now,
+        "sent_text": sent_text,
+        "correlation_id": candidate.correlation_id or new_correlation_id(),
+        "vk_post_id": None,
+        "error": None,
+        "outcome_unknown": False,
+    }}
+
+
+class PostStore:
+    def __init__(self, db: AsyncDatabase[Document], instance_id: str) -> None:
+        self._posts = db[SYSTEM_POSTS]
+        self._projects = db[PROJECTS]
+        self._variables = db[GLOBAL_VARIABLES]
+        self.instance_id = instance_id
+
+    # --- scheduling ---------------------------------------------------------------------
+
+    async def due_projects(self, now: datetime) -> list[str]:
+        """Projects with posts to send now, the one with the oldest such post first."""
+        cursor = await self._posts.aggregate([
+            {"$match": due_filter(now)},
+            {"$group": {"_id": "$project_id", "oldest": {"$min": "$publication_date"}}},
+            {"$sort": {"oldest": 1, "_id": 1}},
+        ])
+        return [str(group["_id"]) async for group in cursor]
+
+    async def next_due_after(self, now: datetime) -> datetime | None:
+        """When the next pending post becomes due: its date, or the end of its back-off."""
+        planned = await self._posts.find_one(
+            {"status": Status.PENDING.value, "publication_date": {"$gt": now}},
+            projection={"publication_date": 1}, sort=_OLDEST_FIRST)
+        held = await self._posts.find_one(
+            {"status": Status.PENDING.value, "publication_date": {"$lte": now},
+             "not_before": {"$gt": now}},
+            projection={"not_before": 1}, sort=[("not_before", ASCENDING)])
+        times: list[datetime] = []
+        if planned is not None:
+            times.append(planned["publication_date"])
+        if held is not None:
+            times.append(held["not_before"])
+        return min(times, default=None)
+
+    async def projects_publishing(self) -> list[str]:
+        return [str(value) for value in await self._posts.distinct(
+            "project_id", {"status": Status.PUBLISHING.value})]
+
+    # --- publishing ---------------------------------------------------------------------
+
+    async def next_candidate(self, project_id: str, now: datetime) -> SystemPost | None:
+        """The project's oldest due post (read only; :meth:`claim` takes it)."""
+        document = await self._posts.find_one({**due_filter(now), "project_id": project_id},
+                                              sort=_OLDEST_FIRST)
+        return None if document is None else SystemPost.from_document(document)
+
+    async def claim(self, candidate: SystemPost, *, now: datetime,
+                    sent_text: str) -> SystemPost | None:
+        """Take ``candidate`` for sending; None if another tracker took it or it changed.
+
+        One atomic ``find_one_and_update``: the post is still due, still pending, and
+        its text is still the one ``sent_text`` was made from.
+        """
+        document = await self._posts.find_one_and_update(
+            {**due_filter(now), "_id": candidate.id, "text": candidate.stored_text},
+            claim_update(candidate, instance_id=self.instance_id, now=now, sent_text=sent_text),
+            return_document=ReturnDocument.AFTER)
+        return None if document is None else SystemPost.from_document(document)
+
+    async def record_published(self, post: SystemPost, vk_post_id: int, now: datetime) -> bool:
+        result = await self._posts.update_one(claim_fence(post), {"$set": {
+            "vk_post_id": vk_post_id, "published_at": now}})
+        return result.modified_count == 1
+
+    async def record_failed(self, post: SystemPost, decision: Fail, now: datetime) -> bool:
+        result = await self._posts.update_one(claim_fence(post), {"$set": {
+            "status": Status.ERROR.value, "error": decision.error, "error_code": decision.code,
+            "attempts": decision.attempts, "failed_at": now}})
+        return result.modified_count == 1
+
+    async def record_retry(self, post: SystemPost, decision: Retry) -> bool:
+        result = await self._posts.update_one(claim_fence(post), {
+            "$set": {"status": Status.PENDING.value, "attempts": decision.attempts,
+                     "not_before": decision.not_before, "last_error": decision.error,
+                     "last_error_code": decision.code},
+            "$unset": {"claimed_by": "", "claimed_at": "", "sent_text": ""},
+        })
+        return result.modified_count == 1
+
+    async def record_unknown(self, post: SystemPost, decision: KeepPublishing) -> bool:
+        result = await self._posts.update_one(claim_fence(post), {"$set": {
+            "outcome_unknown": True, "last_error": decision.error}})
+        return result.modified_count == 1
+
+    async def record_unusable(self, post: SystemPost, error: str, now: datetime) -> bool:
+        """The project cannot be posted to at all: ``error`` without calling VK."""
+        return await self.record_failed(post, Fail(error, None, post.attempts), now)
+
+    # --- verification -------------------------------------------------------------------
+
+    async def publishing(self, project_id: str) -> list[SystemPost]:
+        cursor = self._posts.find({"project_id": project_id, "status": Status.PUBLISHING.value},
+                                  sort=[("claimed_at", ASCENDING), ("_id", ASCENDING)])
+        return [SystemPost.from_document(document) async for document in cursor]
+
+    async def reserved_ids(self, project_id: str) -> set[int]:
+        """Wall ids already known as other (not ``publishing``) system posts of the project."""
+        cursor = self._posts.find(
+            {"project_id": project_id, "status": {"$ne": Status.PUBLISHING.value},
+             "vk_post_id": {"$type": "number"}},
+            projection={"vk_post_id": 1})
+        return {int(document["vk_post_id"]) async for document in cursor}
+
+    async def delete_verified(self, post: SystemPost) -> bool:
+        result = await self._posts.delete_one(claim_fence(post))
+        return result.deleted_count == 1
+
+    async def mark_possible_error(self, post: SystemPost, error: str, now: datetime) -> bool:
+        result = await self._posts.update_one(claim_fence(post), {"$set": {
+            "status": Status.POSSIBLE_ERROR.value, "error": error, "failed_at": now}})
+        return result.modified_count == 1
+
+    # --- reference data -----------------------------------------------------------------
+
+    async def project(self, project_id: str) -> Project | None:
+        document = await self._projects.find_one({"_id": project_id})
+        return None if document is None else Project.from_document(document)
+
+    async def variables(self, project_id: str) -> dict[str, str]:
+        cursor = self._variables.find({"project_id": {"$in": [project_id, None]}})
+        return merge_variables([document async for document in cursor], project_id)

@@ -1,0 +1,118 @@
+"""The notifier's aiohttp application: routes, and its resources as cleanup contexts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+
+import structlog
+from aiohttp import web
+
+from services.update_notifier.errors import json_errors
+from services.update_notifier.fanout import DEFAULT_BOUND, Fanout, keepalive
+from services.update_notifier.keys import BROKER, FANOUT, SETTINGS, UPDATE_LOG
+from services.update_notifier.payloads import MAX_BODY_BYTES
+from services.update_notifier.recorder import recorder
+from services.update_notifier.sse import KEEPALIVE, update_frame
+from services.update_notifier.stream import stream_updates
+from services.update_notifier.tailer import follow_log
+from services.update_notifier.update_log import Entry, UpdateLog
+from services.update_notifier.views import get_updates, ready_check
+from shared.broker import Broker
+from shared.health import add_health_routes
+from shared.messages import ProjectUpdated
+from shared.mongo import connect, ensure_indexes
+from shared.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+KEEPALIVE_SECONDS = 15.0
+CONSUMER_STOP_MARGIN = 2.0
+CleanupContext = Callable[[web.Application], AsyncIterator[None]]
+
+
+def init_app(settings: Settings, *, broker: Broker | None = None,
+             keepalive_seconds: float = KEEPALIVE_SECONDS,
+             stream_queue_bound: int = DEFAULT_BOUND) -> web.Application:
+    """The notifier application; nothing is opened until it starts.
+
+    Given a (connected) ``broker``, the application also consumes ``ProjectUpdated``
+    from the notifier queue into the log while it runs, and ``/readyz`` checks the
+    broker connection. Without one it only serves the log (tests, read-only replicas).
+    """
+    app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
+    app[SETTINGS] = settings
+    app[FANOUT] = Fanout(stream_queue_bound)
+    app.cleanup_ctx.append(open_update_log)
+    app.cleanup_ctx.append(live_updates(keepalive_seconds))
+    if broker is not None:
+        app[BROKER] = broker
+        app.cleanup_ctx.append(consume_updates)
+    # Open streams never end by themselves: end them first, or shutdown waits for them.
+    app.on_shutdown.append(end_streams)
+    app.router.add_post("/api/getUpdates", get_updates)
+    app.router.add_get("/api/updates/stream", stream_updates)
+    add_health_routes(app, ready_check(app))  # /healthz, /readyz, /metrics
+    return app
+
+
+async def open_update_log(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    client = connect(settings)
+    try:
+        db = client[settings.mongo_db]
+        await ensure_indexes(db, settings.updates_retention_seconds)
+        update_log = UpdateLog(db)
+        await update_log.prepare()
+        app[UPDATE_LOG] = update_log
+        yield
+    finally:
+        await client.close()
+
+
+def live_updates(keepalive_seconds: float) -> CleanupContext:
+    """Follow the log (one change stream) into the fan-out, and tick keepalives."""
+
+    async def follow(app: web.Application) -> AsyncIterator[None]:
+        update_log, fanout = app[UPDATE_LOG], app[FANOUT]
+
+        def announce(entry: Entry) -> None:
+            log.info("project_updated", project_id=entry.project_id, seq=entry.seq,
+                     correlation_id=entry.correlation_id, streams=fanout.subscriber_count)
+            fanout.publish(update_frame(entry))
+
+        # Read before serving: every stream starts at or after this position, so the
+        # follower covers all of them.
+        start = await update_log.latest_seq()
+        tasks = [asyncio.create_task(follow_log(update_log, announce, after=start)),
+                 asyncio.create_task(keepalive(fanout, KEEPALIVE, keepalive_seconds))]
+        yield
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    return follow
+
+
+async def consume_updates(app: web.Application) -> AsyncIterator[None]:
+    broker = app[BROKER]
+    consumer = await broker.consume(broker.topology.notifier_queue, ProjectUpdated,
+                                    recorder(app[UPDATE_LOG]))
+    yield
+    if not broker.is_connected:
+        # Cancelling a consumer on a closed (or reconnecting) robust channel waits for a
+        # connection that may never come; its unacked messages are redelivered anyway.
+        log.warning("consumer_abandoned", reason="broker disconnected")
+        return
+    try:
+        async with asyncio.timeout(consumer.policy.shutdown_grace_seconds + CONSUMER_STOP_MARGIN):
+            await consumer.stop()
+    except TimeoutError:
+        log.warning("consumer_stop_timed_out")
+
+
+async def end_streams(app: web.Application) -> None:
+    app[FANOUT].close()

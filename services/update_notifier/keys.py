@@ -1,0 +1,17 @@
+"""Typed keys of what the application holds (set by :func:`~services.update_notifier.app.init_app`)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from services.update_notifier.fanout import Fanout
+from services.update_notifier.update_log import UpdateLog
+from shared.broker import Broker
+from shared.settings import Settings
+
+SETTINGS = web.AppKey("settings", Settings)
+FANOUT = web.AppKey("fanout", Fanout)
+# Set while the application runs (a cleanup context opens MongoDB).
+UPDATE_LOG = web.AppKey("update_log", UpdateLog)
+# Set only when the application was given a broker: it then consumes, and /readyz checks it.
+BROKER = web.AppKey("broker", Broker)

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+import aiohttp
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.mongo import PROJECTS, ContentType, Document
+from shared.settings import Settings
+from tests.conftest import RunningSandbox
+from tests.e2e.stack import (
+    Community,
+    cached_ids,
+    callback_path,
+    connected_community,
+    gateway_url,
+    notifier_url,
+    stack_settings,
+)
+from tests.update_notifier.sse_client import SseStream
+from tests.waiting import eventually
+
+
+async def get_updates(http: aiohttp.ClientSession, settings: Settings,
+                      body: dict[str, object] | None = None) -> dict[str, Any]:
+    async with http.post(notifier_url(settings, "/api/getUpdates"), json=body or {}) as response:
+        assert response.status == 200, await response.text()
+        result: dict[str, Any] = await response.json()
+        return result
+
+
+class TestCallbackPath:
+    async def test_scheduled_post_flows_from_vk_to_the_cache_and_the_frontend(
+        self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document]
+    ) -> None:
+        """Handshake; a scheduled post reaches scheduled_posts, getUpdates (both modes) and SSE."""
+        settings = stack_settings(vk_settings)
+        async with callback_path(settings, notifiers=1), aiohttp.ClientSession() as http:
+            community = await connected_community(db, vk_sandbox, settings)
+            cursor = (await get_updates(http, settings, {"cursor": None}))["cursor"]
+            await get_updates(http, settings)  # the legacy set starts empty from here
+            async with http.get(notifier_url(settings, "/api/updates/stream")) as response:
+                stream = SseStream(response)
+                assert (await stream.next_event()).event == "ready"
+                post = await vk_sandbox.control.create_post(
+                    community.group_id, "Planned", publish_date=int(time.time()) + 3600)
+
+                async def scheduled() -> set[int]:
+                    return await cached_ids(db, community.project_id, ContentType.SCHEDULED)
+
+                assert await eventually(scheduled, what="the post in MongoDB") == {post["id"]}
+                pushed = await stream.next_event()
+                assert (pushed.event, pushed.data["projectId"]) == ("update", community.project_id)
+
+            polled = await get_updates(http, settings, {"cursor": cursor})
+            assert polled["updatedProjectIds"] == [community.project_id]
+            legacy = await get_updates(http, settings)
+            assert legacy["updatedProjectIds"] == [community.project_id]
+            assert (await get_updates(http, settings))["updatedProjectIds"] == []
+
+            await vk_sandbox.control.delete_post(community.group_id, post["id"])
+
+            async def removed() -> bool:
+                return not await scheduled()
+
+            await eventually(removed, what="the deleted post gone from MongoDB")
+            deliveries = await vk_sandbox.control.deliveries(group_id=community.group_id)
+            assert deliveries and all(d["delivered"] for d in deliveries)
+
+
+async def wall_get_calls(sandbox: RunningSandbox) -> list[dict[str, object]]:
+    return await sandbox.control.calls("wall.get")
+
+
+class TestEventNames:
+    async def test_seed_and_official_schedule_names_both_refresh(
+        self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document]
+    ) -> None:
+        """postponed_new (the product's docs) and wall_schedule_post_delete (VK) refresh the schedule."""
+        settings = stack_settings(vk_settings)
+        async with callback_path(settings), aiohttp.ClientSession() as http:
+            community = await connected_community(db, vk_sandbox, settings)
+            project = await db[PROJECTS].find_one({"_id": community.project_id})
+            assert project is not None
+            for name in ("postponed_new", "wall_schedule_post_delete"):
+                await vk_sandbox.control.clear_calls()
+                async with http.post(gateway_url(settings), json={
+                    "type": name, "group_id": community.group_id, "event_id": f"{name}-1",
+                    "object": {"id": 1}, "secret": project["vk_callback_secret"],
+                }) as response:
+                    assert (response.status, await response.text()) == (200, "ok")
+
+                async def refreshed() -> bool:
+                    calls = await wall_get_calls(vk_sandbox)
+                    return any(c["params"]["filter"] == "postponed" for c in calls)  # type: ignore[index]
+
+                await eventually(refreshed, what=f"a schedule refresh for {name}")
+
+
+async def published_matches_sandbox(db: AsyncDatabase[Document], sandbox: RunningSandbox,
+                                    community: Community) -> bool:
+    wall = await sandbox.control.wall(community.group_id)
+    expected = {post["id"] for post in wall["published"]}
+    return await cached_ids(db, community.project_id, ContentType.PUBLISHED) == expected
+
+
+class TestBurst:
+    async def test_thousand_callbacks_cost_a_few_wall_gets_and_end_consistent(
+        self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document]
+    ) -> None:
+        """1000 callbacks over 10 projects: few wall.get per project, no error 6, caches == walls."""
+        settings = stack_settings(vk_settings)
+        async with callback_path(settings):
+            communities = [await connected_community(db, vk_sandbox, settings) for _ in range(10)]
+            await vk_sandbox.control.clear_calls()
+            events = [(c.group_id, "wall_post_new", {"id": n, "post_type": "post"})
+                      for n in range(100) for c in communities]
+            t0 = time.monotonic()
+            await vk_sandbox.control.send_callbacks(events)
+            for community in communities:  # real changes land during the burst
+                await vk_sandbox.control.create_post(community.group_id, "during the burst")
+
+            async def all_delivered() -> bool:
+                deliveries = await vk_sandbox.control.deliveries(event_type="wall_post_new")
+                return len(deliveries) == 1010 and all(d["delivered"] for d in deliveries)
+
+            # The delivery log is large; polling it often would starve the services.
+            await eventually(all_delivered, timeout=60, interval=0.5,
+                             what="1010 deliveries answered ok")
+            delivered_at = time.monotonic()
+            for community in communities:
+                await eventually(lambda c=community: published_matches_sandbox(db, vk_sandbox, c),
+                                 timeout=30, what=f"community {community.group_id} consistent")
+
+            calls = await wall_get_calls(vk_sandbox)
+            per_community = Counter(c["params"]["owner_id"] for c in calls)  # type: ignore[index]
+            assert [c for c in calls if c["error_code"] is not None] == []
+            assert len(per_community) == 10
+            # Coalescing: one refresh per min_round_interval while events keep coming, plus
+            # the first and the last round — instead of one per callback (101 each).
+            burst_seconds = delivered_at - t0
+            bound = burst_seconds / settings.refresher_min_round_interval_seconds + 3
+            assert max(per_community.values()) <= bound, (per_community, burst_seconds)
+            assert sum(per_community.values()) <= 0.15 * len(events)

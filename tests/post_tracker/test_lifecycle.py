@@ -1,0 +1,331 @@
+"""Each status transition of a system post, against real mongod, RabbitMQ and the VK sandbox."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from prometheus_client import REGISTRY
+from pymongo.asynchronous.database import AsyncDatabase
+from structlog.testing import capture_logs
+
+from services.post_tracker.records import Status
+from shared.broker import Broker
+from shared.mongo import Document
+from shared.settings import Settings
+from tests.conftest import RunningSandbox
+from tests.post_tracker.conftest import (
+    UpdatesInbox,
+    fast_options,
+    get_post,
+    insert_post,
+    insert_variable,
+    new_community,
+    now,
+    published,
+    running_trackers,
+    wait_deleted,
+    wait_status,
+)
+from tests.waiting import eventually
+
+WITH_CONTEXT = [structlog.contextvars.merge_contextvars]
+
+
+class TestPublishAndVerify:
+    async def test_due_post_is_published_verified_and_deleted(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """A due post goes to the wall once, as the community, and its record is deleted."""
+        community = await new_community(db, vk_sandbox)
+        post_id = await insert_post(db, community.project_id, "Hello, wall",
+                                    attachments=["photo-1_10", "photo-1_11"])
+        with capture_logs(processors=WITH_CONTEXT) as logs:
+            async with running_trackers(db, tracker_settings, broker, fast_options()):
+                await wait_deleted(db, post_id)
+        wall = await published(vk_sandbox, community.group_id)
+        assert [(post["text"], post["from_id"]) for post in wall] == [
+            ("Hello, wall", -community.group_id)]
+        assert [item["photo"]["id"] for item in wall[0]["attachments"]] == [10, 11]
+        events = {entry["event"]: entry for entry in logs}
+        assert events["post_published"]["vk_post_id"] == wall[0]["id"]
+        assert events["post_verified"]["way"] == "id"
+        for name in ("post_claimed", "post_published", "post_verified"):
+            assert events[name]["post_id"] == str(post_id)
+            assert events[name]["project_id"] == community.project_id
+
+    async def test_every_change_is_announced(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """Published and verified-and-deleted each send ProjectUpdated(reason=system_post)."""
+        community = await new_community(db, vk_sandbox)
+        post_id = await insert_post(db, community.project_id, "Announce me")
+        async with running_trackers(db, tracker_settings, broker, fast_options()):
+            await wait_deleted(db, post_id)
+            messages = await inbox.wait_for(community.project_id, 2)
+        assert [message.reason for message in messages] == ["system_post", "system_post"]
+        # One post, one correlation id across its changes.
+        assert len({message.correlation_id for message in messages}) == 1
+
+    async def test_variables_are_substituted(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """Project values win over global ones; unknown placeholders stay and are logged."""
+        community = await new_community(db, vk_sandbox)
+        await insert_variable(db, "city", "Moscow")
+        await insert_variable(db, "city", "Kazan", community.project_id)
+        await insert_variable(db, "phone", "+7 100")
+        await insert_variable(db, "phone", "not ours", "another-project")
+        post_id = await insert_post(db, community.project_id,
+                                    "Come to {{ city }}! Call {{phone}}. {{ nobody }}")
+        with capture_logs(processors=WITH_CONTEXT) as logs:
+            async with running_trackers(db, tracker_settings, broker, fast_options()):
+                await wait_deleted(db, post_id)
+        wall = await published(vk_sandbox, community.group_id)
+        assert [post["text"] for post in wall] == ["Come to Kazan! Call +7 100. {{ nobody }}"]
+        unknown = [entry for entry in logs if entry["event"] == "unknown_variables"]
+        assert [(entry["names"], entry["post_id"]) for entry in unknown] == [
+            (["nobody"], str(post_id))]
+
+    async def test_future_post_waits(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """A post dated later stays pending and untouched while other posts go out."""
+        community = await new_community(db, vk_sandbox)
+        later = await insert_post(db, community.project_id, "later",
+                                  at=now() + timedelta(hours=1))
+        due = await insert_post(db, community.project_id, "now")
+        async with running_trackers(db, tracker_settings, broker, fast_options()):
+            await wait_deleted(db, due)
+        document = await db["system_posts"].find_one({"_id": later})
+        assert document is not None and document["status"] == Status.PENDING.value
+        assert "claimed_by" not in document
+        assert [post["text"] for post in await published(vk_sandbox, community.group_id)] == [
+            "now"]
+
+
+class TestVerification:
+    async def test_hidden_post_stays_publishing_until_visible(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """Way 1: a post VK accepted but does not show yet is verified once it shows."""
+        community = await new_community(db, vk_sandbox)
+        await vk_sandbox.control.inject_fault("hide_posts", group_id=community.group_id,
+                                              seconds=2)
+        post_id = await insert_post(db, community.project_id, "Shy post")
+        async with running_trackers(db, tracker_settings, broker, fast_options()):
+            waiting = await eventually(
+                lambda: db["system_posts"].find_one({"_id": post_id, "vk_post_id": {"$ne": None}}),
+                what="the post id to be stored")
+            assert waiting["status"] == Status.PUBLISHING.value
+            await wait_deleted(db, post_id, timeout=10)
+        assert len(await published(vk_sandbox, community.group_id)) == 1
+
+    async def test_unknown_outcome_is_not_resent_and_found_by_content(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """Way 2: wall.post times out, VK posts it anyway (hidden a while): found, ONE post."""
+        community = await new_community(db, vk_sandbox)
+        settings = tracker_settings.model_copy(update={"vk_timeout_seconds": 0.5})
+        await vk_sandbox.control.inject_fault("latency", method="wall.post", seconds=1.5)
+        await vk_sandbox.control.inject_fault("hide_posts", group_id=community.group_id,
+                                              seconds=2)
+        post_id = await insert_post(db, community.project_id, "Maybe  posted [id1|Ann]",
+                                    attachments=["photo-1_5"])
+        with capture_logs(processors=WITH_CONTEXT) as logs:
+            async with running_trackers(db, settings, broker, fast_options()):
+                unknown = await eventually(
+                    lambda: db["system_posts"].find_one({"_id": post_id, "outcome_unknown": True}),
+                    what="the unknown outcome to be recorded")
+                assert (unknown["status"], unknown["vk_post_id"]) == (Status.PUBLISHING.value, None)
+                await wait_deleted(db, post_id, timeout=15)
+        assert len(await published(vk_sandbox, community.group_id)) == 1
+        assert len(await vk_sandbox.control.calls("wall.post")) == 1
+        verified = [entry for entry in logs if entry["event"] == "post_verified"]
+        assert [(entry["way"], entry["post_id"]) for entry in verified] == [
+            ("content", str(post_id))]
+
+    async def test_not_found_in_time_is_possible_error(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """Unknown outcome and never visible: possible_error after the timeout, never resent."""
+        community = await new_community(db, vk_sandbox)
+        settings = tracker_settings.model_copy(update={"vk_timeout_seconds": 0.5})
+        await vk_sandbox.control.inject_fault("latency", method="wall.post", seconds=1)
+        await vk_sandbox.control.inject_fault("hide_posts", group_id=community.group_id,
+                                              seconds=None)
+        post_id = await insert_post(db, community.project_id, "Lost in the void")
+        async with running_trackers(db, settings, broker,
+                                    fast_options(verify_timeout_seconds=2.0)):
+            document = await wait_status(db, post_id, Status.POSSIBLE_ERROR, timeout=10)
+            await inbox.wait_for(community.project_id, 1)
+        assert "not found on the wall within 2 s" in document["error"]
+        assert len(await published(vk_sandbox, community.group_id)) == 1  # VK did post it
+        assert len(await vk_sandbox.control.calls("wall.post")) == 1
+
+    async def test_post_claimed_by_a_dead_tracker_is_verified_not_resent(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """A crash between claim and record: found by content, or timed out; never resent."""
+        community = await new_community(db, vk_sandbox)
+        claimed = now() - timedelta(seconds=1)
+        bookkeeping: dict[str, Any] = {"claimed_by": "dead-tracker", "claimed_at": claimed}
+        on_wall = await insert_post(db, community.project_id, "Made it",
+                                    status=Status.PUBLISHING, sent_text="Made it", **bookkeeping)
+        await vk_sandbox.control.create_post(community.group_id, "made   IT")
+        never_sent = await insert_post(db, community.project_id, "Did not",
+                                       status=Status.PUBLISHING, sent_text="Did not",
+                                       **bookkeeping)
+        async with running_trackers(db, tracker_settings, broker,
+                                    fast_options(verify_timeout_seconds=2.0)):
+            await wait_deleted(db, on_wall)
+            await wait_status(db, never_sent, Status.POSSIBLE_ERROR)
+        assert await vk_sandbox.control.calls("wall.post") == []
+
+
+class TestErrors:
+    async def test_permanent_error_is_recorded_with_code(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """VK refusing the post (214) → error with the code and message, announced."""
+        community = await new_community(db, vk_sandbox)
+        await vk_sandbox.control.inject_fault("error", method="wall.post", code=214, count=1)
+        post_id = await insert_post(db, community.project_id, "Refused")
+        async with running_trackers(db, tracker_settings, broker, fast_options()):
+            document = await wait_status(db, post_id, Status.ERROR)
+            await inbox.wait_for(community.project_id, 1)
+        assert document["error_code"] == 214
+        assert document["error"].startswith("VK error 214 in wall.post")
+        assert await published(vk_sandbox, community.group_id) == []
+
+    async def test_bad_token_error_never_contains_the_token(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """An invalid token → error 5; the token appears nowhere in the record."""
+        community = await new_community(db, vk_sandbox)
+        token = "revoked-user-token-0123456789"
+        await db["projects"].update_one({"_id": community.project_id},
+                                        {"$set": {"vk_user_token": token}})
+        post_id = await insert_post(db, community.project_id, "No access")
+        async with running_trackers(db, tracker_settings, broker, fast_options()):
+            document = await wait_status(db, post_id, Status.ERROR)
+        assert document["error_code"] == 5
+        assert token not in str(document)
+
+    async def test_unknown_project_is_an_error_without_calling_vk(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """A post of a project that does not exist fails at once; VK is not called."""
+        post_id = await insert_post(db, "no-such-project", "Orphan")
+        async with running_trackers(db, tracker_settings, broker, fast_options()):
+            document = await wait_status(db, post_id, Status.ERROR)
+        assert document["error"] == "project not found"
+        assert await vk_sandbox.control.calls("wall.post") == []
+
+    async def test_flood_control_retries_then_publishes(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """9 twice: back to pending with attempts and a back-off each time, then published."""
+        community = await new_community(db, vk_sandbox)
+        await vk_sandbox.control.inject_fault("error", method="wall.post", code=9, count=2)
+        post_id = await insert_post(db, community.project_id, "Persistent")
+        with capture_logs(processors=WITH_CONTEXT) as logs:
+            async with running_trackers(db, tracker_settings, broker, fast_options()):
+                await wait_deleted(db, post_id)
+                # retry, retry, published, verified
+                await inbox.wait_for(community.project_id, 4)
+        calls = await vk_sandbox.control.calls("wall.post")
+        assert [call["error_code"] for call in calls] == [9, 9, None]
+        # The back-off (0.2 s, then 0.3 s) held the post back between attempts.
+        gaps = [later["at"] - earlier["at"] for earlier, later in itertools.pairwise(calls)]
+        assert gaps[0] >= 0.2 and gaps[1] >= 0.3, gaps
+        retries = [entry["attempts"] for entry in logs if entry["event"] == "post_retry_scheduled"]
+        assert retries == [1, 2]
+        assert len(await published(vk_sandbox, community.group_id)) == 1
+
+    async def test_retries_are_bounded(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """6 every time: after max_attempts (3) the post is error, with code 6."""
+        community = await new_community(db, vk_sandbox)
+        await vk_sandbox.control.inject_fault("error", method="wall.post", code=6, count=100)
+        post_id = await insert_post(db, community.project_id, "Never gets through")
+        async with running_trackers(db, tracker_settings, broker, fast_options()):
+            document = await wait_status(db, post_id, Status.ERROR)
+        assert (document["error_code"], document["attempts"]) == (6, 3)
+        assert document["error"].startswith("gave up after 3 attempts: VK error 6")
+        assert len(await vk_sandbox.control.calls("wall.post")) == 3
+
+
+class TestStop:
+    async def test_stop_lets_the_call_in_flight_finish_and_records_it(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """Stopping during a slow wall.post waits for the answer and stores the post id."""
+        community = await new_community(db, vk_sandbox)
+        await vk_sandbox.control.inject_fault("latency", method="wall.post", seconds=1)
+        post_id = await insert_post(db, community.project_id, "Slow but sure")
+        async with running_trackers(db, tracker_settings, broker, fast_options()) as trackers:
+            await eventually(lambda: vk_sandbox.control.calls("wall.post"), what="the call")
+            await trackers[0].stop()
+            document = await get_post(db, post_id)
+        wall = await published(vk_sandbox, community.group_id)
+        assert document is not None and len(wall) == 1
+        assert (document["status"], document["vk_post_id"]) == (Status.PUBLISHING.value,
+                                                                wall[0]["id"])
+
+    async def test_call_cut_short_by_stop_is_left_publishing_then_verified(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """Past the stop grace the call is abandoned: the post stays publishing (never
+        resent), and the next tracker finds it on the wall by content."""
+        community = await new_community(db, vk_sandbox)
+        await vk_sandbox.control.inject_fault("latency", method="wall.post", seconds=1)
+        post_id = await insert_post(db, community.project_id, "Cut short")
+        async with running_trackers(db, tracker_settings, broker,
+                                    fast_options(stop_grace_seconds=0.1)) as trackers:
+            await eventually(lambda: vk_sandbox.control.calls("wall.post"), what="the call")
+            await trackers[0].stop()
+            document = await get_post(db, post_id)
+        assert document is not None
+        assert (document["status"], document["vk_post_id"], document["sent_text"]) == (
+            Status.PUBLISHING.value, None, "Cut short")
+        await vk_sandbox.control.clear_faults()
+        async with running_trackers(db, tracker_settings, broker, fast_options()):
+            await wait_deleted(db, post_id)
+        assert len(await published(vk_sandbox, community.group_id)) == 1
+        assert len(await vk_sandbox.control.calls("wall.post")) == 1
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+class TestMetrics:
+    async def test_publish_and_verify_are_counted(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """Published, verified by way, lateness and cycle metrics move; errors count by code."""
+        community = await new_community(db, vk_sandbox)
+        await vk_sandbox.control.inject_fault("error", method="wall.post", code=214, count=1)
+        before = {
+            "published": sample("post_tracker_posts_published_total"),
+            "verified": sample("post_tracker_posts_verified_total", way="id"),
+            "refused": sample("post_tracker_publish_errors_total", code="214", outcome="error"),
+            "lateness": sample("post_tracker_publish_lateness_seconds_count"),
+            "cycles": sample("post_tracker_cycle_seconds_count", phase="schedule"),
+        }
+        refused = await insert_post(db, community.project_id, "Refused")
+        accepted = await insert_post(db, community.project_id, "Accepted",
+                                     at=now() + timedelta(milliseconds=1))
+        async with running_trackers(db, tracker_settings, broker, fast_options()):
+            await wait_status(db, refused, Status.ERROR)
+            await wait_deleted(db, accepted)
+        assert sample("post_tracker_posts_published_total") - before["published"] == 1
+        assert sample("post_tracker_posts_verified_total", way="id") - before["verified"] == 1
+        assert sample("post_tracker_publish_errors_total", code="214",
+                      outcome="error") - before["refused"] == 1
+        assert sample("post_tracker_publish_lateness_seconds_count") - before["lateness"] == 2
+        assert sample("post_tracker_cycle_seconds_count", phase="schedule") > before["cycles"]

@@ -1,0 +1,118 @@
+"""The claim and the lease against a real mongod: atomic, fenced, expiring."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.post_tracker.leases import ProjectLeases
+from services.post_tracker.records import Status
+from services.post_tracker.store import PostStore
+from shared.mongo import SYSTEM_POSTS, Document
+from tests.post_tracker.conftest import get_post, insert_post, now
+from tests.waiting import eventually
+
+
+class TestClaim:
+    async def test_exactly_one_of_many_racing_trackers_gets_the_post(
+            self, db: AsyncDatabase[Document]) -> None:
+        """20 trackers claiming one due post at once: one wins, with who, when and the text."""
+        post_id = await insert_post(db, "p1", "Hi {{x}}")
+        stores = [PostStore(db, f"tracker-{index}") for index in range(20)]
+        candidate = await stores[0].next_candidate("p1", now())
+        assert candidate is not None
+        claims = await asyncio.gather(*(store.claim(candidate, now=now(), sent_text="Hi X")
+                                        for store in stores))
+        winners = [claim for claim in claims if claim is not None]
+        assert len(winners) == 1
+        document = await get_post(db, post_id)
+        assert document is not None
+        assert document["status"] == Status.PUBLISHING.value
+        assert document["claimed_by"] == winners[0].claimed_by
+        assert (document["sent_text"], document["text"]) == ("Hi X", "Hi {{x}}")
+        assert document["claimed_at"] is not None and document["correlation_id"]
+
+    async def test_backed_off_post_waits_for_not_before(self, db: AsyncDatabase[Document]) -> None:
+        """A pending post with a future not_before is not a candidate until then."""
+        await insert_post(db, "p1", "later", not_before=now() + timedelta(minutes=1))
+        store = PostStore(db, "t")
+        assert await store.next_candidate("p1", now()) is None
+        assert await store.next_candidate("p1", now() + timedelta(minutes=2)) is not None
+        assert await store.due_projects(now()) == []
+
+    async def test_oldest_due_post_comes_first(self, db: AsyncDatabase[Document]) -> None:
+        """Candidates and projects are ordered by publication date, oldest first."""
+        await insert_post(db, "p2", "newer", at=now() - timedelta(minutes=1))
+        await insert_post(db, "p1", "newest", at=now())
+        await insert_post(db, "p1", "oldest", at=now() - timedelta(minutes=5))
+        store = PostStore(db, "t")
+        assert await store.due_projects(now()) == ["p1", "p2"]
+        candidate = await store.next_candidate("p1", now())
+        assert candidate is not None and candidate.text == "oldest"
+
+    async def test_text_changed_since_reading_is_not_claimed(
+            self, db: AsyncDatabase[Document]) -> None:
+        """The claim checks the text it substituted is still the post's text."""
+        post_id = await insert_post(db, "p1", "draft")
+        store = PostStore(db, "t")
+        candidate = await store.next_candidate("p1", now())
+        assert candidate is not None
+        await db[SYSTEM_POSTS].update_one({"_id": post_id}, {"$set": {"text": "final"}})
+        assert await store.claim(candidate, now=now(), sent_text="draft") is None
+
+    async def test_writes_after_a_lost_claim_are_dropped(
+            self, db: AsyncDatabase[Document]) -> None:
+        """If the post was taken back and claimed again, the first claimer's write misses."""
+        post_id = await insert_post(db, "p1", "x")
+        first, second = PostStore(db, "first"), PostStore(db, "second")
+        candidate = await first.next_candidate("p1", now())
+        assert candidate is not None
+        stale = await first.claim(candidate, now=now(), sent_text="x")
+        assert stale is not None
+        await db[SYSTEM_POSTS].update_one({"_id": post_id},
+                                          {"$set": {"status": Status.PENDING.value}})
+        again = await second.next_candidate("p1", now())
+        assert again is not None and await second.claim(again, now=now(), sent_text="x")
+        assert not await first.record_published(stale, 42, now())
+        document = await get_post(db, post_id)
+        assert document is not None
+        assert (document["claimed_by"], document["vk_post_id"]) == ("second", None)
+
+
+class TestLeases:
+    async def test_one_holder_at_a_time_until_it_expires(self, db: AsyncDatabase[Document]) -> None:
+        """A held lease refuses others; an expired one is taken over; the old holder loses it."""
+        first = ProjectLeases(db, "first", lease_seconds=0.5)
+        second = ProjectLeases(db, "second", lease_seconds=0.5)
+        held = await first.acquire("p1")
+        assert held is not None
+        assert await second.acquire("p1") is None
+        taken = await eventually(lambda: second.acquire("p1"), timeout=5, interval=0.1,
+                                 what="the expired lease")
+        assert not await first.renew(held)
+        await second.release(taken)
+        assert await first.acquire("p1") is not None
+
+    async def test_verified_at_is_shared(self, db: AsyncDatabase[Document]) -> None:
+        """A look at the wall by one replica counts for the others."""
+        first = ProjectLeases(db, "first", lease_seconds=5)
+        second = ProjectLeases(db, "second", lease_seconds=5)
+        lease = await first.acquire("p1")
+        assert lease is not None
+        assert await second.verified_within(["p1", "p2"], 10) == set()
+        await first.mark_verified(lease)
+        assert await second.verified_within(["p1", "p2"], 10) == {"p1"}
+
+
+class TestOddDocuments:
+    async def test_post_without_text_is_still_claimable(self, db: AsyncDatabase[Document]) -> None:
+        """A photo-only post with no ``text`` field at all is claimed like any other."""
+        post_id = await insert_post(db, "p1", "", attachments=["photo-1_2"])
+        await db[SYSTEM_POSTS].update_one({"_id": post_id}, {"$unset": {"text": ""}})
+        store = PostStore(db, "t")
+        candidate = await store.next_candidate("p1", now())
+        assert candidate is not None and candidate.text == ""
+        claimed = await store.claim(candidate, now=now(), sent_text="")
+        assert claimed is not None and claimed.attachments == ("photo-1_2",)

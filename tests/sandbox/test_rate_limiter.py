@@ -1,0 +1,45 @@
+"""The sliding-window rate limiter, on a fake clock."""
+
+from __future__ import annotations
+
+from tools.vk_sandbox.rate_limit import SlidingWindowRateLimiter
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class TestSlidingWindowRateLimiter:
+    def test_limit_within_window(self) -> None:
+        """At most ``limit`` requests are admitted within one window."""
+        clock = FakeClock()
+        limiter = SlidingWindowRateLimiter(clock)
+        assert [limiter.admit("t", 3, 1.0) for _ in range(4)] == [True, True, True, False]
+
+    def test_window_slides(self) -> None:
+        """A slot frees exactly when the oldest admitted request leaves the window."""
+        clock = FakeClock()
+        limiter = SlidingWindowRateLimiter(clock)
+        for offset in (0.0, 0.3, 0.6):
+            clock.now = 1000.0 + offset
+            assert limiter.admit("t", 3, 1.0)
+        clock.now = 1000.99
+        assert not limiter.admit("t", 3, 1.0)
+        clock.now = 1001.0
+        assert limiter.admit("t", 3, 1.0)
+        assert not limiter.admit("t", 3, 1.0)
+
+    def test_rejections_do_not_count(self) -> None:
+        """Refused requests do not extend the wait; keys are independent."""
+        clock = FakeClock()
+        limiter = SlidingWindowRateLimiter(clock)
+        assert limiter.admit("t", 1, 1.0)
+        clock.now += 0.5
+        assert not limiter.admit("t", 1, 1.0)
+        assert limiter.admit("other", 1, 1.0)
+        clock.now += 0.5
+        assert limiter.admit("t", 1, 1.0)

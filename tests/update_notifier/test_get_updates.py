@@ -1,0 +1,235 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+from pymongo.asynchronous.database import AsyncDatabase
+from structlog.testing import capture_logs
+
+from services.update_notifier.app import init_app
+from shared.broker import Broker
+from shared.mongo import PROJECT_UPDATES, Document
+from shared.settings import Settings
+from shared.topology import Topology
+from tests.update_notifier.conftest import StartNotifier, logged, publish
+
+
+class TestLegacyMode:
+    async def test_reports_the_set_of_projects_updated_since_the_previous_call(
+        self, broker: Broker, db: AsyncDatabase[Document], start_notifier: StartNotifier
+    ) -> None:
+        """Updates published through the broker come back once, as a set, then are cleared."""
+        notifier = await start_notifier(broker=broker)
+        await publish(broker, ["p1", "p2", "p1"])
+        await logged(db, 3)
+        # The first call ever reports everything still retained.
+        assert await notifier.poll() == {"updatedProjectIds": ["p1", "p2"]}
+        assert await notifier.poll({}) == {"updatedProjectIds": []}
+        await publish(broker, ["p3"])
+        await logged(db, 4)
+        assert await notifier.poll() == {"updatedProjectIds": ["p3"]}
+
+    async def test_the_cleared_set_is_shared_by_all_replicas(
+        self, broker: Broker, db: AsyncDatabase[Document], start_notifier: StartNotifier
+    ) -> None:
+        """Like the single-process original: what one replica reported, another does not repeat."""
+        first, second = await start_notifier(broker=broker), await start_notifier()
+        await publish(broker, ["p1"])
+        await logged(db, 1)
+        assert await first.poll() == {"updatedProjectIds": ["p1"]}
+        assert await second.poll() == {"updatedProjectIds": []}
+        await publish(broker, ["p2"])
+        await logged(db, 2)
+        assert await second.poll() == {"updatedProjectIds": ["p2"]}
+
+
+class TestCursorMode:
+    async def test_a_chain_sees_each_update_once(
+        self, broker: Broker, db: AsyncDatabase[Document], start_notifier: StartNotifier
+    ) -> None:
+        """A new chain starts empty at the latest cursor, then reports what follows, once."""
+        notifier = await start_notifier(broker=broker)
+        await publish(broker, ["before"])
+        await logged(db, 1)
+        start = await notifier.poll({"cursor": None})
+        assert start == {"updatedProjectIds": [], "cursor": "v1.1"}
+        assert await notifier.poll({"cursor": ""}) == start
+        await publish(broker, ["p1", "p2", "p1"])
+        await logged(db, 4)
+        assert await notifier.poll({"cursor": "v1.1"}) == {"updatedProjectIds": ["p1", "p2"],
+                                                           "cursor": "v1.4"}
+        assert await notifier.poll({"cursor": "v1.4"}) == {"updatedProjectIds": [], "cursor": "v1.4"}
+
+    async def test_independent_chains_each_see_everything(
+        self, broker: Broker, db: AsyncDatabase[Document], start_notifier: StartNotifier
+    ) -> None:
+        """Two tabs with their own cursors do not take updates from each other (nor from legacy)."""
+        notifier = await start_notifier(broker=broker)
+        tab_a = (await notifier.poll({"cursor": None}))["cursor"]
+        tab_b = (await notifier.poll({"cursor": None}))["cursor"]
+        await publish(broker, ["p1"])
+        await logged(db, 1)
+        first_a = await notifier.poll({"cursor": tab_a})
+        assert first_a["updatedProjectIds"] == ["p1"]
+        await notifier.poll()  # a legacy client clears only its own shared set
+        await publish(broker, ["p2"])
+        await logged(db, 2)
+        assert (await notifier.poll({"cursor": tab_b}))["updatedProjectIds"] == ["p1", "p2"]
+        assert (await notifier.poll({"cursor": first_a["cursor"]}))["updatedProjectIds"] == ["p2"]
+
+    async def test_a_chain_alternating_between_two_notifiers_sees_each_update_once(
+        self, broker: Broker, db: AsyncDatabase[Document], start_notifier: StartNotifier
+    ) -> None:
+        """Two instances, each consuming: a client bouncing between them misses and repeats nothing."""
+        notifiers = [await start_notifier(broker=broker), await start_notifier(broker=broker)]
+        cursor = (await notifiers[0].poll({"cursor": None}))["cursor"]
+        seen: list[str] = []
+        for batch in range(5):
+            await publish(broker, [f"p{batch}-{index}" for index in range(4)])
+            for turn in range(2):
+                answer = await notifiers[(batch + turn) % 2].poll({"cursor": cursor})
+                seen.extend(answer["updatedProjectIds"])
+                cursor = answer["cursor"]
+        await logged(db, 20)
+        for notifier in notifiers:
+            answer = await notifier.poll({"cursor": cursor})
+            seen.extend(answer["updatedProjectIds"])
+            cursor = answer["cursor"]
+        assert sorted(seen) == sorted(f"p{batch}-{index}" for batch in range(5) for index in range(4))
+        assert cursor == "v1.20"
+
+
+class TestResync:
+    async def test_a_cursor_older_than_the_retained_log_gets_resync_and_the_latest_cursor(
+        self, broker: Broker, db: AsyncDatabase[Document], start_notifier: StartNotifier
+    ) -> None:
+        """Entries after the cursor expired: 200 with ``resync`` so the client reloads everything."""
+        notifier = await start_notifier(broker=broker)
+        cursor = (await notifier.poll({"cursor": None}))["cursor"]
+        await publish(broker, ["p1", "p2", "p3"])
+        await logged(db, 3)
+        await db[PROJECT_UPDATES].delete_one({"_id": 1})  # as the TTL monitor would
+        assert await notifier.poll({"cursor": cursor}) == {
+            "updatedProjectIds": [], "resync": True, "cursor": "v1.3"}
+        # A cursor whose next entry is still there carries on.
+        assert await notifier.poll({"cursor": "v1.1"}) == {"updatedProjectIds": ["p2", "p3"],
+                                                           "cursor": "v1.3"}
+        await db[PROJECT_UPDATES].delete_many({})
+        assert (await notifier.poll({"cursor": "v1.2"}))["resync"] is True
+
+    async def test_a_hole_in_the_log_is_a_resync_too(
+        self, broker: Broker, db: AsyncDatabase[Document], start_notifier: StartNotifier
+    ) -> None:
+        """An entry removed out of order (clock skew, an operator) is not skipped silently."""
+        notifier = await start_notifier(broker=broker)
+        await publish(broker, ["p1", "p2", "p3"])
+        await logged(db, 3)
+        await db[PROJECT_UPDATES].delete_one({"_id": 2})
+        assert (await notifier.poll({"cursor": "v1.1"}))["resync"] is True
+
+
+class TestBadInput:
+    @pytest.mark.parametrize(("body", "reason"), [
+        (b'{"cursor": "v1.999"}', "cursor is ahead of the update log"),
+        (b'{"cursor": "last tuesday"}', "cursor is malformed"),
+        (b"{not json", "body is not valid JSON"),
+        (b'{"cursor": 17}', "cursor: Input should be a valid string"),
+        (b'{"cursor": null, "all": true}', "all: Extra inputs are not permitted"),
+        (b"[1, 2]", "body: Input should be an object"),
+        (b"\x00\xff", "body is not valid JSON"),
+    ])
+    async def test_refused_with_400_and_a_one_line_reason(
+        self, start_notifier: StartNotifier, body: bytes, reason: str
+    ) -> None:
+        """Bad bodies are the client's problem: 400 with ``{"error": ...}``, never a 500."""
+        notifier = await start_notifier()
+        response = await notifier.client.post("/api/getUpdates", data=body,
+                                              headers={"Content-Type": "application/json"})
+        assert response.status == 400
+        assert await response.json() == {"error": reason}
+
+    async def test_oversized_body_is_refused_with_413(self, start_notifier: StartNotifier) -> None:
+        """Declared or streamed, a body over 16 KiB is refused."""
+        notifier = await start_notifier()
+        big = b'{"cursor": "' + b"1" * 17000 + b'"}'
+        response = await notifier.client.post("/api/getUpdates", data=big)
+        assert response.status == 413
+        assert await response.json() == {"error": "body exceeds 16384 bytes"}
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(20):
+                yield b" " * 1024
+
+        response = await notifier.client.post("/api/getUpdates", data=chunks())
+        assert response.status == 413
+
+
+class TestBearerToken:
+    @pytest.fixture
+    def guarded(self, settings: Settings) -> Settings:
+        return settings.model_copy(update={"notifier_token": SecretStr("tok-3f9a")})
+
+    async def test_get_updates_requires_the_bearer_header(
+        self, start_notifier: StartNotifier, guarded: Settings
+    ) -> None:
+        """Without (or with a wrong) token: 401; the query parameter does not count here."""
+        notifier = await start_notifier(settings=guarded)
+        for headers, params in [({}, {}), ({"Authorization": "Bearer nope"}, {}),
+                                ({}, {"access_token": "tok-3f9a"})]:
+            response = await notifier.client.post("/api/getUpdates", headers=headers, params=params)
+            assert response.status == 401
+            assert response.headers["WWW-Authenticate"] == "Bearer"
+            assert await response.json() == {"error": "missing or wrong bearer token"}
+        with capture_logs() as logs:
+            answer = await notifier.poll({"cursor": None},
+                                         headers={"Authorization": "Bearer tok-3f9a"})
+        assert answer == {"updatedProjectIds": [], "cursor": "v1.0"}
+        assert "tok-3f9a" not in repr(logs)
+
+    async def test_stream_takes_the_header_or_the_access_token_parameter(
+        self, start_notifier: StartNotifier, guarded: Settings
+    ) -> None:
+        """``EventSource`` cannot set headers, so the stream also accepts ``?access_token=``."""
+        notifier = await start_notifier(settings=guarded)
+        response = await notifier.client.get("/api/updates/stream")
+        assert response.status == 401
+        for headers, params in [({"Authorization": "Bearer tok-3f9a"}, {}),
+                                ({}, {"access_token": "tok-3f9a"})]:
+            response = await notifier.client.get("/api/updates/stream", headers=headers,
+                                                 params=params)
+            assert response.status == 200
+            response.close()
+
+
+class TestHealth:
+    async def test_healthz_and_readyz_answer_when_all_is_up(
+        self, broker: Broker, start_notifier: StartNotifier
+    ) -> None:
+        """Liveness is unconditional; readiness checks MongoDB and the broker."""
+        notifier = await start_notifier(broker=broker)
+        response = await notifier.client.get("/healthz")
+        assert (response.status, await response.text()) == (200, "ok")
+        response = await notifier.client.get("/readyz")
+        assert (response.status, await response.text()) == (200, "ready")
+
+    async def test_readyz_is_503_without_the_broker(
+        self, settings: Settings, start_notifier: StartNotifier
+    ) -> None:
+        """A lost broker connection makes the replica unready (but still alive)."""
+        own = Broker(str(settings.amqp_url), Topology(settings.amqp_prefix), client_name="t-ready")
+        await own.connect()
+        notifier = await start_notifier(broker=own)
+        await own.close()
+        response = await notifier.client.get("/readyz")
+        assert (response.status, await response.text()) == (503, "not ready")
+        assert (await notifier.client.get("/healthz")).status == 200
+
+
+def test_init_app_opens_nothing_until_started(settings: Settings) -> None:
+    """The factory only wires: MongoDB and the broker are touched when the app starts."""
+    app = init_app(settings)
+    assert isinstance(app, web.Application)
+    assert {route.resource.canonical for route in app.router.routes() if route.resource} >= {
+        "/api/getUpdates", "/api/updates/stream", "/healthz", "/readyz", "/metrics"}
