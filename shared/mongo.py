@@ -12,9 +12,9 @@ from enum import StrEnum
 from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
-from pymongo.errors import OperationFailure
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
 from shared.settings import Settings
 
@@ -41,6 +41,7 @@ REFRESH_STATE = "refresh_state"  # one per (project, content type): tickets and 
 REFRESH_FENCES = "refresh_fences"  # one per (project, content type): last applied fence
 PROCESSED_EVENTS = "processed_events"  # VK (group_id, event_id) seen, kept 3 h
 PROJECT_UPDATES = "project_updates"  # the durable update log behind cursors and SSE
+POST_TRACKER_LEASES = "post_tracker_leases"  # one per project: which tracker talks to VK
 COUNTERS = "counters"  # the update log's sequence and the legacy getUpdates position
 
 PROCESSED_EVENT_TTL_SECONDS = 3 * 3600
@@ -71,7 +72,8 @@ def collection_specs(updates_retention_seconds: float) -> tuple[CollectionSpec, 
         CollectionSpec(SYSTEM_POSTS, (
             IndexModel([("status", ASCENDING), ("publication_date", ASCENDING)],
                        name="status_publication_date"),
-            IndexModel([("project_id", ASCENDING), ("status", ASCENDING)], name="project_status"),
+            IndexModel([("project_id", ASCENDING), ("status", ASCENDING),
+                        ("publication_date", ASCENDING)], name="project_status_publication_date"),
         )),
         CollectionSpec(REFRESH_STATE, ()),
         CollectionSpec(REFRESH_FENCES, ()),
@@ -85,6 +87,7 @@ def collection_specs(updates_retention_seconds: float) -> tuple[CollectionSpec, 
             # A redelivered ProjectUpdated is recorded once (services/update_notifier).
             IndexModel([("dedupe_key", ASCENDING)], unique=True, name="dedupe_key_unique"),
         )),
+        CollectionSpec(POST_TRACKER_LEASES, ()),
         CollectionSpec(COUNTERS, ()),
     )
 

@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from aiohttp.test_utils import TestServer
+from aiohttp import web
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -143,13 +143,22 @@ class RunningSandbox:
 
 @pytest.fixture
 async def vk_sandbox() -> AsyncIterator[RunningSandbox]:
-    """A fresh sandbox per test; VK's callback retry schedule scaled down 1000×."""
-    server = TestServer(init_sandbox(SandboxConfig(retry_scale=0.001)), host="127.0.0.1")
-    await server.start_server()
-    base_url = str(server.make_url("")).rstrip("/")
+    """A fresh sandbox per test, served as ``python -m tools.vk_sandbox`` serves it.
+
+    Unlike ``aiohttp.test_utils.TestServer`` (which cancels a handler whose client went
+    away), a request keeps running after the client timed out — as on VK, where a
+    ``wall.post`` that timed out may still be published. VK's callback retry schedule
+    is scaled down 1000×.
+    """
+    runner = web.AppRunner(init_sandbox(SandboxConfig(retry_scale=0.001)), access_log=None,
+                           handle_signals=False)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    base_url = f"http://127.0.0.1:{port}"
     async with SandboxControl(base_url) as control:
         yield RunningSandbox(base_url, control)
-    await server.close()
+    await runner.cleanup()
 
 
 @pytest.fixture

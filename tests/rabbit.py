@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 
 async def rabbitmqctl(*args: str) -> str:
@@ -28,3 +30,14 @@ async def close_connections(name_prefix: str) -> int:
             await rabbitmqctl("close_connection", pid, "test: simulated drop")
             closed += 1
     return closed
+
+
+@asynccontextmanager
+async def broker_stopped() -> AsyncIterator[None]:
+    """Stop the RabbitMQ application for the block; it is always started again."""
+    await rabbitmqctl("stop_app")
+    try:
+        yield
+    finally:
+        await rabbitmqctl("start_app")
+        await rabbitmqctl("await_startup")

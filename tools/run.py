@@ -157,8 +157,9 @@ async def main() -> int:
             supervisor.spawn(service, "-m", f"services.{service}")
         await wait_http_ok(f"http://127.0.0.1:{GATEWAY_PORT}/readyz", supervisor)
         await wait_http_ok(f"http://127.0.0.1:{NOTIFIER_PORT}/readyz", supervisor)
-        settings = Settings(**{k.lower(): v for k, v in child_environment().items()
-                               if k in {"MONGO_URL", "VK_API_URL"}})
+        environment = child_environment()
+        settings = Settings.model_validate({"mongo_url": environment["MONGO_URL"],
+                                            "vk_api_url": environment["VK_API_URL"]})
         await seed_demo_project(settings)
         say("run", "all up. Try:  make demo-post   (a scheduled post in the sandbox). Ctrl-C stops.")
         while not stop.is_set():

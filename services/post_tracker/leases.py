@@ -22,11 +22,10 @@ from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.mongo import Document
+from shared.mongo import POST_TRACKER_LEASES, Document
 
 # Not yet declared in shared/mongo.py (see the service's README notes); MongoDB creates
 # it on first use and it needs no index beyond _id.
-POST_TRACKER_LEASES = "post_tracker_leases"
 
 
 @dataclass(frozen=True, slots=True)

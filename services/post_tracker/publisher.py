@@ -85,9 +85,8 @@ class Publisher:
         return Step.SENT
 
     async def _send(self, post: SystemPost, project: Project | None, text: str) -> None:
-        problem = "project not found" if project is None else project.problem
-        if project is None or problem is not None:
-            error = problem or "project not found"
+        if project is None or project.problem is not None:
+            error = "project not found" if project is None else str(project.problem)
             await asyncio.shield(self._record_failure(post, Fail(error, None, post.attempts)))
             return
         sent_at = self._clock()

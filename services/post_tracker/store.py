@@ -136,10 +136,6 @@ class PostStore:
             "outcome_unknown": True, "last_error": decision.error}})
         return result.modified_count == 1
 
-    async def record_unusable(self, post: SystemPost, error: str, now: datetime) -> bool:
-        """The project cannot be posted to at all: ``error`` without calling VK."""
-        return await self.record_failed(post, Fail(error, None, post.attempts), now)
-
     # --- verification -------------------------------------------------------------------
 
     async def publishing(self, project_id: str) -> list[SystemPost]:

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from services.refresher.coalescing import RefreshCoordinator
-from services.refresher.handler import RefreshHandler, Refresher
+from services.refresher.handler import Refresher, RefreshHandler
 from shared.broker import AckPolicy, Broker
 from shared.health import dependencies_ready, health_server
 from shared.messages import CallbackEvent

@@ -3,8 +3,8 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-import aio_pika
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -15,14 +15,15 @@ from shared.mongo import Document
 from shared.settings import Settings
 from tests.factories import insert_project
 
+Client = TestClient[web.Request, web.Application]
 EVENT_ID = "0123456789abcdef0123456789abcdef01234567"
 
 
 @pytest.fixture
 async def gateway(settings: Settings, db: AsyncDatabase[Document], broker: Broker
-                  ) -> AsyncIterator[TestClient[aio_pika.abc.AbstractIncomingMessage, object]]:
+                  ) -> AsyncIterator[Client]:
     async with TestClient(TestServer(init_app(settings))) as client:
-        yield client  # type: ignore[misc]
+        yield client
 
 
 async def queued(broker: Broker) -> list[CallbackEvent]:
@@ -42,7 +43,7 @@ def event(group_id: int, **fields: object) -> dict[str, object]:
 
 
 class TestConfirmation:
-    async def test_known_group_gets_its_code(self, gateway: TestClient, db: AsyncDatabase[Document]
+    async def test_known_group_gets_its_code(self, gateway: Client, db: AsyncDatabase[Document]
                                              ) -> None:
         """The confirmation answer is exactly the code, as text/plain."""
         await insert_project(db, group_id=11, confirmation_code="a1b2c3d4")
@@ -51,16 +52,16 @@ class TestConfirmation:
         assert response.content_type == "text/plain"
         assert await response.read() == b"a1b2c3d4"
 
-    async def test_unknown_group_is_404_without_ok(self, gateway: TestClient) -> None:
+    async def test_unknown_group_is_404_without_ok(self, gateway: Client) -> None:
         """An unknown community is told so plainly; never 'ok' and never 'remove'."""
         response = await gateway.post("/api/callback", json={"type": "confirmation", "group_id": 999})
         text = await response.text()
         assert response.status == 404
-        assert "ok" != text and "remove" not in text.lower()
+        assert text != "ok" and "remove" not in text.lower()
 
 
 class TestEvents:
-    async def test_event_is_published_then_acknowledged(self, gateway: TestClient,
+    async def test_event_is_published_then_acknowledged(self, gateway: Client,
                                                         db: AsyncDatabase[Document],
                                                         broker: Broker) -> None:
         """A valid event lands durably in the refresher's queue; the answer is exactly 'ok'."""
@@ -77,7 +78,7 @@ class TestEvents:
         assert stored.correlation_id
 
     @pytest.mark.parametrize("secret", [None, "wrong", "s3cre", "s3cret!"])
-    async def test_bad_secret_is_403_and_nothing_queued(self, gateway: TestClient,
+    async def test_bad_secret_is_403_and_nothing_queued(self, gateway: Client,
                                                         db: AsyncDatabase[Document], broker: Broker,
                                                         secret: str | None) -> None:
         """A missing or different secret is refused; no event reaches the broker."""
@@ -88,14 +89,14 @@ class TestEvents:
         assert await response.text() == "bad secret"
         assert await queued(broker) == []
 
-    async def test_unknown_group_is_acknowledged_and_dropped(self, gateway: TestClient,
+    async def test_unknown_group_is_acknowledged_and_dropped(self, gateway: Client,
                                                              broker: Broker) -> None:
         """VK gets 'ok' (it would retry forever otherwise), nothing is queued."""
         response = await gateway.post("/api/callback", json=event(424242))
         assert (response.status, await response.text()) == (200, "ok")
         assert await queued(broker) == []
 
-    async def test_project_created_after_a_miss_is_found(self, gateway: TestClient,
+    async def test_project_created_after_a_miss_is_found(self, gateway: Client,
                                                          db: AsyncDatabase[Document],
                                                          broker: Broker) -> None:
         """Misses are not cached: a brand-new project's events are accepted at once."""
@@ -105,7 +106,7 @@ class TestEvents:
         assert (response.status, await response.text()) == (200, "ok")
         assert len(await queued(broker)) == 1
 
-    async def test_any_event_type_is_accepted(self, gateway: TestClient,
+    async def test_any_event_type_is_accepted(self, gateway: Client,
                                               db: AsyncDatabase[Document], broker: Broker) -> None:
         """Types that cause no refresh are still accepted and queued (the refresher decides)."""
         await insert_project(db, group_id=15)
@@ -117,7 +118,7 @@ class TestEvents:
 
 class TestBadInput:
     @pytest.mark.parametrize("body", [b"{", b"null", b'{"type": "x"}', b'{"type": "x", "group_id": 1.5}'])
-    async def test_malformed_body_is_400_with_one_line(self, gateway: TestClient, body: bytes) -> None:
+    async def test_malformed_body_is_400_with_one_line(self, gateway: Client, body: bytes) -> None:
         """Malformed bodies get 400 and a one-line reason."""
         response = await gateway.post("/api/callback", data=body,
                                       headers={"Content-Type": "application/json"})
@@ -125,7 +126,7 @@ class TestBadInput:
         assert response.status == 400
         assert text.startswith("bad request: ") and "\n" not in text
 
-    async def test_oversized_body_is_413(self, gateway: TestClient, settings: Settings) -> None:
+    async def test_oversized_body_is_413(self, gateway: Client, settings: Settings) -> None:
         """A body over the limit is refused before parsing."""
         body = json.dumps({"type": "x", "group_id": 1,
                            "object": {"t": "x" * settings.gateway_max_body_bytes}})

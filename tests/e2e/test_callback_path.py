@@ -2,12 +2,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from functools import partial
 from typing import Any
 
 import aiohttp
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.mongo import PROJECTS, ContentType, Document
+from shared.mongo import PROJECTS, REFRESH_STATE, ContentType, Document
 from shared.settings import Settings
 from tests.conftest import RunningSandbox
 from tests.e2e.stack import (
@@ -19,6 +20,7 @@ from tests.e2e.stack import (
     notifier_url,
     stack_settings,
 )
+from tests.rabbit import broker_stopped
 from tests.update_notifier.sse_client import SseStream
 from tests.waiting import eventually
 
@@ -131,7 +133,7 @@ class TestBurst:
                              what="1010 deliveries answered ok")
             delivered_at = time.monotonic()
             for community in communities:
-                await eventually(lambda c=community: published_matches_sandbox(db, vk_sandbox, c),
+                await eventually(partial(published_matches_sandbox, db, vk_sandbox, community),
                                  timeout=30, what=f"community {community.group_id} consistent")
 
             calls = await wall_get_calls(vk_sandbox)
@@ -144,3 +146,90 @@ class TestBurst:
             bound = burst_seconds / settings.refresher_min_round_interval_seconds + 3
             assert max(per_community.values()) <= bound, (per_community, burst_seconds)
             assert sum(per_community.values()) <= 0.15 * len(events)
+
+
+class TestDuplicates:
+    async def test_duplicate_event_id_costs_one_refresh(
+        self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document]
+    ) -> None:
+        """VK delivering the same event twice leads to one ticket and one wall.get."""
+        settings = stack_settings(vk_settings)
+        async with callback_path(settings):
+            community = await connected_community(db, vk_sandbox, settings)
+            await vk_sandbox.control.clear_calls()
+            await vk_sandbox.control.inject_fault("duplicate_callbacks", count=1)
+            post = await vk_sandbox.control.create_post(community.group_id, "Once")
+
+            async def delivered_twice() -> bool:
+                deliveries = await vk_sandbox.control.deliveries(event_type="wall_post_new")
+                return len(deliveries) == 2 and all(d["delivered"] for d in deliveries)
+
+            await eventually(delivered_twice, what="both copies answered ok")
+            assert await eventually(partial(published_matches_sandbox, db, vk_sandbox, community))
+            [refresh_state] = await db[REFRESH_STATE].find({}).to_list()
+            assert (refresh_state["requested"], refresh_state["completed"]) == (1, 1)
+            assert len(await wall_get_calls(vk_sandbox)) == 1
+            assert post["id"] in await cached_ids(db, community.project_id, ContentType.PUBLISHED)
+
+
+class TestReplicas:
+    async def test_two_refreshers_and_two_notifiers_agree(
+        self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document]
+    ) -> None:
+        """With replicas, caches match the walls and a cursor chain across both notifiers
+        sees every project exactly once."""
+        settings = stack_settings(vk_settings)
+        async with callback_path(settings, refreshers=2, notifiers=2) as notifiers, \
+                aiohttp.ClientSession() as http:
+            communities = [await connected_community(db, vk_sandbox, settings) for _ in range(4)]
+            cursor = (await get_updates(http, notifiers[0], {"cursor": None}))["cursor"]
+            for community in communities:
+                await vk_sandbox.control.create_post(community.group_id, "Now")
+                await vk_sandbox.control.create_post(community.group_id, "Later",
+                                                     publish_date=int(time.time()) + 600)
+            for community in communities:
+                await eventually(partial(published_matches_sandbox, db, vk_sandbox, community),
+                                 what="published caches consistent")
+
+            seen: list[str] = []
+
+            async def chain_sees_all() -> bool:
+                nonlocal cursor
+                replica = notifiers[len(seen) % 2]
+                answer = await get_updates(http, replica, {"cursor": cursor})
+                cursor = answer["cursor"]
+                seen.extend(answer["updatedProjectIds"])
+                return {c.project_id for c in communities} <= set(seen)
+
+            await eventually(chain_sees_all, what="every project on the cursor chain")
+            # Per poll a project appears at most once; across polls it may reappear only
+            # for a later update (each refresh is an update).
+            assert len(set(seen)) == len(communities)
+
+
+class TestBrokerOutage:
+    async def test_broker_down_means_503_and_vk_retry_lands_the_event(
+        self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document]
+    ) -> None:
+        """With RabbitMQ stopped the gateway answers 503 + Retry-After; VK's retry lands it."""
+        settings = stack_settings(vk_settings)
+        async with callback_path(settings):
+            community = await connected_community(db, vk_sandbox, settings)
+            async with broker_stopped():
+                post = await vk_sandbox.control.create_post(community.group_id, "During outage")
+
+                async def refused() -> list[dict[str, Any]]:
+                    deliveries = await vk_sandbox.control.deliveries(event_type="wall_post_new")
+                    return [a for d in deliveries for a in d["attempts"] if a["status"] == 503]
+
+                assert await eventually(refused, what="a 503 answer")
+            [delivery] = await vk_sandbox.control.deliveries(event_type="wall_post_new")
+
+            async def landed() -> set[int]:
+                return await cached_ids(db, community.project_id, ContentType.PUBLISHED)
+
+            assert post["id"] in await eventually(landed, timeout=60, what="the event after the outage")
+            [delivery] = await vk_sandbox.control.deliveries(event_type="wall_post_new")
+            assert delivery["delivered"]
+            assert delivery["attempts"][0]["status"] == 503
+            assert delivery["attempts"][-1]["retry_counter"] >= 1

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from aiohttp import web
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -28,10 +27,6 @@ from shared.settings import Settings
 from shared.vk import VkClient
 from tests.conftest import RunningSandbox
 from tests.waiting import eventually
-from tools.mongod import free_port
-from tools.vk_sandbox import SandboxConfig
-from tools.vk_sandbox import init_app as init_sandbox
-from tools.vk_sandbox.control import SandboxControl
 
 FAST_RETRY = RetryRules(
     max_attempts=3,
@@ -146,26 +141,6 @@ class UpdatesInbox:
             return found if len(found) >= count else None
         return await eventually(enough, timeout=timeout,
                                 what=f"{count} ProjectUpdated for {project_id}")
-
-
-@pytest.fixture
-async def vk_sandbox() -> AsyncIterator[RunningSandbox]:
-    """The sandbox served as ``python -m tools.vk_sandbox`` serves it, on a real port.
-
-    Unlike ``aiohttp.test_utils.TestServer`` (which cancels a handler whose client went
-    away), a request keeps running after the client timed out — as on VK, where a
-    ``wall.post`` that timed out may still be published. The unknown-outcome tests need
-    that.
-    """
-    runner = web.AppRunner(init_sandbox(SandboxConfig(retry_scale=0.001)), access_log=None,
-                           handle_signals=False)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    base_url = f"http://127.0.0.1:{port}"
-    async with SandboxControl(base_url) as control:
-        yield RunningSandbox(base_url, control)
-    await runner.cleanup()
 
 
 @pytest.fixture
