@@ -21,7 +21,8 @@ from typing import IO
 import aiohttp
 
 from shared.mongo import PROJECTS, connect, ensure_indexes
-from shared.settings import Settings
+from shared.logging import configure_logging
+from shared.settings import LogFormat, LogLevel, Settings
 from shared.vk import VkClient
 from tools.callback_setup import setup_callback
 from tools.mongod import mongo_url, start_mongod, stop_mongod
@@ -140,6 +141,8 @@ async def seed_demo_project(settings: Settings) -> None:
 
 
 async def main() -> int:
+    # Our own few log lines (VK calls while connecting the demo) only when they matter.
+    configure_logging(Settings(log_format=LogFormat.CONSOLE, log_level=LogLevel.WARNING), "run")
     supervisor = Supervisor()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
