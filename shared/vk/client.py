@@ -26,6 +26,7 @@ import structlog
 
 from shared.retry import DEFAULT_BACKOFF, BackoffPolicy, async_retrying
 from shared.settings import Settings
+from shared.vk import metrics
 from shared.vk.errors import (
     VkError,
     VkHttpError,
@@ -187,16 +188,28 @@ class VkClient:
                 status, reason, raw = response.status, response.reason or "", await response.read()
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             # No connection was made, so nothing was sent.
+            metrics.CALLS.labels(method=method, outcome="network").inc()
             raise VkNetworkError(redact_token(_describe(exc), token), method) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             # Anything else may have happened after the request was sent, including the
             # overall timeout (it cannot tell connecting from waiting): VK may have acted.
+            metrics.CALLS.labels(method=method, outcome="unknown_outcome").inc()
             raise VkUnknownOutcome(redact_token(_describe(exc), token), method) from exc
         finally:
             limiter.finished(admitted)
-        _log().debug("vk_call", method=method, status=status,
-                     seconds=round(time.monotonic() - started, 3))
-        return _decode(method, token, status, reason, raw)
+        elapsed = time.monotonic() - started
+        metrics.CALL_SECONDS.labels(method=method).observe(elapsed)
+        _log().debug("vk_call", method=method, status=status, seconds=round(elapsed, 3))
+        try:
+            decoded = _decode(method, token, status, reason, raw)
+        except VkHttpError as exc:
+            metrics.CALLS.labels(method=method, outcome=f"http_{exc.status}").inc()
+            raise
+        except VkError as exc:
+            metrics.CALLS.labels(method=method, outcome=_outcome(exc)).inc()
+            raise
+        metrics.CALLS.labels(method=method, outcome="ok").inc()
+        return decoded
 
     def _open_session(self) -> aiohttp.ClientSession:
         if self._closed:
@@ -371,6 +384,11 @@ class VkClient:
             except ValueError as exc:
                 raise VkMalformedResponse(str(exc), "execute") from None
         return results
+
+
+def _outcome(exc: VkError) -> str:
+    """A bounded label: VK's error code, or the kind of failure."""
+    return str(exc.code) if exc.code is not None else type(exc).__name__
 
 
 def _describe(exc: BaseException) -> str:
