@@ -10,6 +10,7 @@ events the refresher uses; report the server as VK sees it.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 
 from pymongo.asynchronous.database import AsyncDatabase
@@ -57,3 +58,13 @@ async def callback_status(vk: VkClient, token: str, group_id: int, server_id: in
         if server.id == server_id:
             return server
     raise LookupError(f"callback server {server_id} vanished from community {group_id}")
+
+
+async def wait_until_confirmed(vk: VkClient, token: str, group_id: int, server: CallbackServer,
+                               timeout: float = 10.0) -> CallbackServer:
+    """Poll until VK finished the confirmation handshake (``ok`` or ``failed``) or timeout."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while server.status == "wait" and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.2)
+        server = await callback_status(vk, token, group_id, server.id)
+    return server

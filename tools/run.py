@@ -20,20 +20,17 @@ from typing import IO
 
 import aiohttp
 
-from shared.mongo import PROJECTS, connect, ensure_indexes
 from shared.logging import configure_logging
 from shared.settings import LogFormat, LogLevel, Settings
-from shared.vk import VkClient
-from tools.callback_setup import setup_callback
+from tools.demo import seed_demo_project
 from tools.mongod import mongo_url, start_mongod, stop_mongod
-from tools.vk_sandbox import DEMO_GROUP_ID, DEMO_USER_TOKEN
+from tools.vk_sandbox import DEMO_GROUP_ID
 
 ROOT = Path(__file__).resolve().parents[1]
 MONGO_PORT = int(os.environ.get("RUN_MONGO_PORT", "27017"))
 SANDBOX_PORT = int(os.environ.get("RUN_SANDBOX_PORT", "8090"))
 GATEWAY_PORT = int(os.environ.get("GATEWAY_PORT", "8080"))
 NOTIFIER_PORT = int(os.environ.get("NOTIFIER_PORT", "8081"))
-DEMO_PROJECT_ID = "demo"
 SERVICES = ("callback_gateway", "refresher", "post_tracker", "update_notifier")
 COLOURS = {"vk_sandbox": 35, "callback_gateway": 36, "refresher": 33, "post_tracker": 32,
            "update_notifier": 34, "run": 37}
@@ -116,30 +113,6 @@ async def wait_http_ok(url: str, supervisor: Supervisor, timeout: float = 30) ->
     raise TimeoutError(f"{url} not ready within {timeout}s")
 
 
-async def seed_demo_project(settings: Settings) -> None:
-    client = connect(settings)
-    try:
-        db = client[settings.mongo_db]
-        await ensure_indexes(db, settings.updates_retention_seconds)
-        await db[PROJECTS].update_one({"_id": DEMO_PROJECT_ID}, {
-            "$set": {"vk_group_id": DEMO_GROUP_ID, "vk_user_token": DEMO_USER_TOKEN},
-            "$setOnInsert": {"name": "Demo project", "vk_confirmation_code": "",
-                             "vk_callback_secret": None},
-        }, upsert=True)
-        async with VkClient.from_settings(settings) as vk:
-            server = await setup_callback(db, vk, DEMO_PROJECT_ID,
-                                          f"http://127.0.0.1:{GATEWAY_PORT}/api/callback",
-                                          settings.vk_api_version)
-            for _ in range(50):
-                if server.status == "ok":
-                    break
-                await asyncio.sleep(0.1)
-                server = (await vk.groups_get_callback_servers(DEMO_USER_TOKEN, DEMO_GROUP_ID))[0]
-        say("run", f"demo community {DEMO_GROUP_ID} → gateway callback server: {server.status}")
-    finally:
-        await client.close()
-
-
 async def main() -> int:
     # Our own few log lines (VK calls while connecting the demo) only when they matter.
     configure_logging(Settings(log_format=LogFormat.CONSOLE, log_level=LogLevel.WARNING), "run")
@@ -163,7 +136,9 @@ async def main() -> int:
         environment = child_environment()
         settings = Settings.model_validate({"mongo_url": environment["MONGO_URL"],
                                             "vk_api_url": environment["VK_API_URL"]})
-        await seed_demo_project(settings)
+        callback_url = f"http://127.0.0.1:{GATEWAY_PORT}/api/callback"
+        status = await seed_demo_project(settings, callback_url)
+        say("run", f"demo community {DEMO_GROUP_ID} → gateway callback server: {status}")
         say("run", "all up. Try:  make demo-post   (a scheduled post in the sandbox). Ctrl-C stops.")
         while not stop.is_set():
             if failure := supervisor.dead_child():

@@ -37,7 +37,7 @@ from tests.deploy.manifests import (
 # What the image runs: the services, the shared kernel, the VK sandbox (compose's sandbox
 # profile) and the compose seeding job (with the tool it uses).
 RUNTIME_SOURCES = ("services", "shared", "tools/vk_sandbox", "tools/callback_setup.py",
-                   "deploy/compose/sandbox_seed.py")
+                   "tools/demo.py")
 LOCAL_PACKAGES = frozenset({"services", "shared", "tools"})
 # Paths the build needs from the context; .dockerignore must keep them.
 BUILD_INPUTS = ("pyproject.toml", "uv.lock", "shared/settings.py", "services/__init__.py",

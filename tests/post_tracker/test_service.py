@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import sys
-from pathlib import Path
-from typing import Any
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -17,22 +12,7 @@ from shared.mongo import Document
 from shared.settings import Settings
 from tests.conftest import RunningSandbox
 from tests.post_tracker.conftest import UpdatesInbox, insert_post, new_community, wait_deleted
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-async def next_log_line(stdout: asyncio.StreamReader, event: str, timeout: float = 20
-                        ) -> dict[str, Any]:
-    """Read JSON log lines until one has this ``event``; fail on EOF or after ``timeout``."""
-    async with asyncio.timeout(timeout):
-        while raw := await stdout.readline():
-            try:
-                line: dict[str, Any] = json.loads(raw)
-            except ValueError:
-                continue  # a stdlib log line of a library
-            if line.get("event") == event:
-                return line
-    raise AssertionError(f"the service exited before logging {event!r}")
+from tests.processes import next_log_line, start_service
 
 
 class TestServiceProcess:
@@ -40,14 +20,8 @@ class TestServiceProcess:
             self, settings: Settings, db: AsyncDatabase[Document], broker: Broker,
             vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
         """The service logs ready, publishes a due post, and exits 0 on SIGTERM."""
-        env = {**os.environ, "MONGO_URL": str(settings.mongo_url), "MONGO_DB": settings.mongo_db,
-               "AMQP_URL": str(settings.amqp_url), "AMQP_PREFIX": settings.amqp_prefix,
-               "VK_API_URL": vk_sandbox.api_url, "TRACKER_INTERVAL_SECONDS": "1",
-               "LOG_FORMAT": "json"}
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "services.post_tracker", cwd=ROOT, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
-        assert process.stdout is not None
+        process = await start_service("post_tracker", settings, VK_API_URL=vk_sandbox.api_url,
+                                      TRACKER_INTERVAL_SECONDS="1")
         try:
             ready = await next_log_line(process.stdout, "ready")
             assert ready["service"] == "post_tracker"

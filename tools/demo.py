@@ -1,13 +1,14 @@
-"""The one-shot ``sandbox_seed`` of ``docker compose --profile sandbox``: the demo project.
+"""The demo project: the sandbox's demo community connected to the gateway.
 
-Upserts the project ``demo`` for the sandbox's demo community and connects the community's
+Used by ``make run`` (``tools/run.py``) and, as ``python -m tools.demo``, by the
+one-shot ``sandbox_seed`` job of ``docker compose --profile sandbox``. Upserts the
+project ``demo`` for the sandbox's demo community and connects the community's
 Callback API to the gateway through the real confirmation handshake
-(``tools/callback_setup.py``), like ``make run`` does for a local run. Idempotent.
+(``tools/callback_setup.py``). Idempotent.
 
-docker-compose.yml mounts this file as ``/app/sandbox_seed.py`` and runs it with the
-image's ``python -m`` entry point; settings come from the usual environment variables
-(``VK_API_URL`` must point at the sandbox), plus ``SEED_CALLBACK_URL``: the gateway's
-callback URL as the sandbox reaches it.
+Settings come from the usual environment variables (``VK_API_URL`` must point at the
+sandbox), plus ``SEED_CALLBACK_URL``: the gateway's callback URL as the sandbox
+reaches it.
 """
 
 from __future__ import annotations
@@ -20,16 +21,15 @@ from shared.logging import configure_logging
 from shared.mongo import PROJECTS, connect, ensure_indexes
 from shared.settings import Settings, load_settings
 from shared.vk import VkClient
-from tools.callback_setup import setup_callback
+from tools.callback_setup import setup_callback, wait_until_confirmed
 from tools.vk_sandbox import DEMO_GROUP_ID, DEMO_USER_TOKEN
 
 DEMO_PROJECT_ID = "demo"
 CALLBACK_URL_ENV = "SEED_CALLBACK_URL"
 DEFAULT_CALLBACK_URL = "http://callback_gateway:8080/api/callback"
-CONFIRMATION_WAIT_SECONDS = 10.0
 
 
-async def seed(settings: Settings, callback_url: str) -> str:
+async def seed_demo_project(settings: Settings, callback_url: str) -> str:
     """Seed the demo project, connect its callbacks; the callback server's final status."""
     client = connect(settings)
     try:
@@ -43,11 +43,7 @@ async def seed(settings: Settings, callback_url: str) -> str:
         async with VkClient.from_settings(settings) as vk:
             server = await setup_callback(db, vk, DEMO_PROJECT_ID, callback_url,
                                           settings.vk_api_version)
-            deadline = asyncio.get_running_loop().time() + CONFIRMATION_WAIT_SECONDS
-            while server.status != "ok" and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(0.2)
-                servers = await vk.groups_get_callback_servers(DEMO_USER_TOKEN, DEMO_GROUP_ID)
-                server = next((s for s in servers if s.id == server.id), server)
+            server = await wait_until_confirmed(vk, DEMO_USER_TOKEN, DEMO_GROUP_ID, server)
             return server.status
     finally:
         await client.close()
@@ -57,7 +53,7 @@ def main() -> None:
     settings = load_settings()
     configure_logging(settings, "sandbox_seed")
     callback_url = os.environ.get(CALLBACK_URL_ENV, DEFAULT_CALLBACK_URL)
-    status = asyncio.run(seed(settings, callback_url))
+    status = asyncio.run(seed_demo_project(settings, callback_url))
     print(f"demo community {DEMO_GROUP_ID} -> {callback_url}: callback server {status}", flush=True)
     if status != "ok":
         sys.exit(1)
