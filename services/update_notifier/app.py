@@ -28,7 +28,6 @@ from shared.settings import Settings
 log = structlog.get_logger(__name__)
 
 KEEPALIVE_SECONDS = 15.0
-CONSUMER_STOP_MARGIN = 2.0
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 
@@ -102,16 +101,7 @@ async def consume_updates(app: web.Application) -> AsyncIterator[None]:
     consumer = await broker.consume(broker.topology.notifier_queue, ProjectUpdated,
                                     recorder(app[UPDATE_LOG]))
     yield
-    if not broker.is_connected:
-        # Cancelling a consumer on a closed (or reconnecting) robust channel waits for a
-        # connection that may never come; its unacked messages are redelivered anyway.
-        log.warning("consumer_abandoned", reason="broker disconnected")
-        return
-    try:
-        async with asyncio.timeout(consumer.policy.shutdown_grace_seconds + CONSUMER_STOP_MARGIN):
-            await consumer.stop()
-    except TimeoutError:
-        log.warning("consumer_stop_timed_out")
+    await consumer.stop()  # bounded even while the broker is down (see Consumer.stop)
 
 
 async def end_streams(app: web.Application) -> None:
