@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aio_pika
 import pytest
 from aiohttp import web
 from pymongo import AsyncMongoClient
@@ -75,8 +76,14 @@ def unique_name() -> str:
 
 
 @pytest.fixture
-def settings(mongo_server_url: str, amqp_url: str, unique_name: str) -> Settings:
-    """Settings for one test: its own database and broker prefix, fast timings."""
+async def settings(mongo_server_url: str, amqp_url: str, unique_name: str
+                   ) -> AsyncIterator[Settings]:
+    """Settings for one test: its own database and broker prefix, fast timings.
+
+    Whatever the test (or the service processes it started) declared under its prefix
+    is deleted afterwards: leaked quorum queues would pile up in the shared broker
+    (each holds files open; RabbitMQ stops accepting connections when it runs out).
+    """
     overrides: dict[str, Any] = {
         "mongo_url": mongo_server_url,
         "mongo_db": unique_name,
@@ -85,7 +92,8 @@ def settings(mongo_server_url: str, amqp_url: str, unique_name: str) -> Settings
         "vk_timeout_seconds": 2.0,
         "log_format": "console",
     }
-    return Settings(**overrides)
+    yield Settings(**overrides)
+    await delete_topology(amqp_url, Topology(unique_name))
 
 
 @pytest.fixture
@@ -112,13 +120,11 @@ async def broker(settings: Settings) -> AsyncIterator[Broker]:
     await instance.connect()
     yield instance
     await instance.close()
-    await delete_topology(str(settings.amqp_url), topology)
 
 
 async def delete_topology(url: str, topology: Topology) -> None:
-    import aio_pika
-
-    connection = await aio_pika.connect(url)
+    """Delete every queue and exchange of ``topology`` (idempotent)."""
+    connection = await aio_pika.connect(url, timeout=10)
     async with connection:
         channel = await connection.channel()
         for queue in topology.consuming_queues:
