@@ -58,6 +58,7 @@ log = structlog.get_logger(__name__)
 MessageT = TypeVar("MessageT", bound=BrokerMessage)
 Handler = Callable[[MessageT], Awaitable[None]]
 
+CONNECT_TIMEOUT_SECONDS = 15
 REASON_HEADER = "x-dead-letter-reason"
 ORIGINAL_QUEUE_HEADER = "x-original-queue"
 
@@ -99,8 +100,10 @@ class Broker:
 
     async def connect(self) -> None:
         """Connect (robustly: it reconnects by itself) and declare the whole topology."""
+        # Bounded: a broker that accepts TCP but never answers must fail the start, not hang.
         self._connection = await aio_pika.connect_robust(
             self.url, client_properties={"connection_name": f"{self.client_name}-{os.getpid()}"},
+            timeout=CONNECT_TIMEOUT_SECONDS,
         )
         self._publish_channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True

@@ -3,9 +3,9 @@
 Used by ``make run`` (against the sandbox) and by the ops CLI (against VK).
 Steps, as VK requires them: fetch the confirmation code and store it on the
 project (the gateway must answer VK's handshake with it); create or update the
-callback server with a fresh random secret (stored on the project first, so the
-gateway accepts the server's events from its first one); enable exactly the
-events the refresher uses; report the server as VK sees it.
+callback server with a fresh random secret, then store the secret (if VK refused
+the change, the old, working secret stays); enable exactly the events the
+refresher uses; report the server as VK sees it.
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ async def setup_callback(db: AsyncDatabase[Document], vk: VkClient, project_id: 
         raise ProjectNotFound(project_id)
     token, group_id = str(project["vk_user_token"]), int(project["vk_group_id"])
     code = await vk.groups_get_callback_confirmation_code(token, group_id)
+    # The code first: VK's handshake, started by adding the server, needs it.
+    await db[PROJECTS].update_one({"_id": project_id}, {"$set": {"vk_confirmation_code": code}})
     secret = secrets.token_urlsafe(24)
-    await db[PROJECTS].update_one({"_id": project_id}, {"$set": {
-        "vk_confirmation_code": code, "vk_callback_secret": secret}})
 
     servers = await vk.groups_get_callback_servers(token, group_id)
     ours = next((s for s in servers if s.url == url or s.title == SERVER_TITLE), None)
@@ -46,6 +46,9 @@ async def setup_callback(db: AsyncDatabase[Document], vk: VkClient, project_id: 
     else:
         server_id = ours.id
         await vk.groups_edit_callback_server(token, group_id, server_id, url, SERVER_TITLE, secret)
+    # The secret only once VK has it: if VK refused the change, the working secret stays.
+    # Events signed with it in between get 403 and VK retries them.
+    await db[PROJECTS].update_one({"_id": project_id}, {"$set": {"vk_callback_secret": secret}})
     await vk.groups_set_callback_settings(token, group_id, server_id, api_version,
                                           dict.fromkeys(REFRESH_EVENTS, True))
     return await callback_status(vk, token, group_id, server_id)

@@ -24,11 +24,12 @@ from pymongo.errors import PyMongoError
 
 from services.callback_gateway import metrics
 from services.callback_gateway.parsing import CONFIRMATION, BadCallback, parse_callback
-from services.callback_gateway.projects import ProjectDirectory
+from services.callback_gateway.projects import ProjectDirectory, ProjectKeys
 from shared.broker import Broker, PublishFailed
 from shared.health import add_health_routes, dependencies_ready
 from shared.messages import CallbackEvent, new_correlation_id
 from shared.mongo import PROJECTS, Document, connect, ensure_indexes
+from shared.openapi import add_openapi_route
 from shared.settings import Settings
 from shared.topology import Topology
 
@@ -56,6 +57,9 @@ async def handle_callback(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge:
         metrics.count(None, "too_large")
         return plain(f"body larger than {settings.gateway_max_body_bytes} bytes", 413)
+    except web.RequestPayloadError:  # e.g. a Content-Encoding the body does not decode as
+        metrics.count(None, "malformed")
+        return plain("bad request: body could not be read", 400)
     try:
         callback = parse_callback(body)
     except BadCallback as exc:
@@ -83,7 +87,8 @@ async def handle_callback(request: web.Request) -> web.Response:
         bound.info("callback_dropped_unknown_group")
         metrics.count(callback.type, "unknown_group")
         return plain("ok")
-    if not project.accepts_secret(callback.secret):
+    if not await _secret_matches(request.app[DIRECTORY], project, callback.group_id,
+                                 callback.secret):
         bound.warning("callback_bad_secret", project_id=project.project_id,
                       secret_present=callback.secret is not None)
         metrics.count(callback.type, "bad_secret")
@@ -110,6 +115,18 @@ async def handle_callback(request: web.Request) -> web.Response:
     return plain("ok")
 
 
+async def _secret_matches(directory: ProjectDirectory, project: ProjectKeys, group_id: int,
+                          secret: str | None) -> bool:
+    """Compare with the cached secret, and once more with MongoDB's (it may be rotated)."""
+    if project.accepts_secret(secret):
+        return True
+    try:
+        current = await directory.find(group_id, fresh=True)
+    except PyMongoError:
+        return False
+    return current is not None and current.accepts_secret(secret)
+
+
 def init_app(settings: Settings) -> web.Application:
     """The gateway app; MongoDB and the broker are opened and closed with it."""
     app = web.Application(client_max_size=settings.gateway_max_body_bytes)
@@ -117,6 +134,7 @@ def init_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_resources)
     app.router.add_post("/api/callback", handle_callback)
     add_health_routes(app, dependencies_ready(lambda: app.get(BROKER), lambda: app.get(MONGO)))
+    add_openapi_route(app)  # GET /openapi.yaml
     return app
 
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError
+from pydantic_core import PydanticSerializationError
 
 CONFIRMATION = "confirmation"
 
@@ -30,12 +31,21 @@ def parse_callback(body: bytes) -> IncomingCallback:
     """Parse and validate a callback body, or raise :class:`BadCallback`."""
     try:
         payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:
+        # ValueError: JSONDecodeError, UnicodeDecodeError, and an integer literal longer
+        # than Python converts (4300 digits).
         raise BadCallback(f"body is not valid JSON: {type(exc).__name__}") from None
     if not isinstance(payload, dict):
         raise BadCallback("body must be a JSON object")
     try:
-        return IncomingCallback.model_validate(payload)
+        callback = IncomingCallback.model_validate(payload)
+        # The event travels on as JSON: what cannot be written back (a lone surrogate,
+        # nesting deeper than the serialiser allows) is refused here, not with a 500.
+        callback.model_dump_json()
+        return callback
+    except PydanticSerializationError:
+        raise BadCallback("object cannot be re-encoded (invalid unicode or nested too deeply)"
+                          ) from None
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "body"

@@ -2,7 +2,8 @@
 
 Only hits are cached: a project created a moment ago is found on the next
 callback (a miss always asks MongoDB), while a burst for a known community costs
-one query per ``ttl`` seconds.
+one query per ``ttl`` seconds. A secret that does not match the cached one is
+checked once more against MongoDB, so a rotated secret works at once.
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ class ProjectDirectory:
             TTLCache(maxsize=max_entries, ttl=ttl_seconds) if ttl_seconds > 0 else None
         )
 
-    async def find(self, group_id: int) -> ProjectKeys | None:
-        if self._cache is not None and (cached := self._cache.get(group_id)) is not None:
+    async def find(self, group_id: int, *, fresh: bool = False) -> ProjectKeys | None:
+        """The project's keys; ``fresh`` skips the cache (e.g. a secret that just changed)."""
+        if not fresh and self._cache is not None and (cached := self._cache.get(group_id)):
             return cached
         document = await self._projects.find_one(
             {"vk_group_id": group_id},

@@ -132,3 +132,17 @@ class TestBadInput:
                            "object": {"t": "x" * settings.gateway_max_body_bytes}})
         response = await gateway.post("/api/callback", data=body)
         assert response.status == 413
+
+
+class TestSecretRotation:
+    async def test_rotated_secret_is_accepted_at_once(self, gateway: Client,
+                                                      db: AsyncDatabase[Document],
+                                                      broker: Broker) -> None:
+        """A secret changed in MongoDB works on the next callback despite the cache."""
+        project_id = await insert_project(db, group_id=16, secret="old-secret")
+        assert (await gateway.post("/api/callback", json=event(16, secret="old-secret"))).status == 200
+        await db["projects"].update_one({"_id": project_id},
+                                        {"$set": {"vk_callback_secret": "new-secret"}})
+        assert (await gateway.post("/api/callback", json=event(16, secret="new-secret"))).status == 200
+        assert (await gateway.post("/api/callback", json=event(16, secret="old-secret"))).status == 403
+        assert len(await queued(broker)) == 2
