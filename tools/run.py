@@ -59,6 +59,9 @@ def child_environment() -> dict[str, str]:
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
         "TRACKER_INTERVAL_SECONDS": os.environ.get("TRACKER_INTERVAL_SECONDS", "50"),
         "PYTHONUNBUFFERED": "1",
+        # The dashboard (http://127.0.0.1:8081/) shows its sandbox buttons.
+        "DASHBOARD_SANDBOX_URL": os.environ.get("DASHBOARD_SANDBOX_URL",
+                                                f"http://127.0.0.1:{SANDBOX_PORT}"),
     }
 
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 import structlog
 from aiohttp import web
 
+from services.update_notifier.dashboard import setup_dashboard
 from services.update_notifier.errors import json_errors
 from services.update_notifier.fanout import DEFAULT_BOUND, Fanout, keepalive
 from services.update_notifier.keys import BROKER, FANOUT, SETTINGS, UPDATE_LOG
@@ -23,6 +24,7 @@ from shared.broker import Broker
 from shared.health import add_health_routes
 from shared.messages import ProjectUpdated
 from shared.mongo import connect, ensure_indexes
+from shared.openapi import add_openapi_route
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -53,6 +55,8 @@ def init_app(settings: Settings, *, broker: Broker | None = None,
     app.router.add_post("/api/getUpdates", get_updates)
     app.router.add_get("/api/updates/stream", stream_updates)
     add_health_routes(app, ready_check(app))  # /healthz, /readyz, /metrics
+    setup_dashboard(app)  # GET / (the live page) and /api/dashboard/*
+    add_openapi_route(app)  # GET /openapi.yaml
     return app
 
 
