@@ -6,9 +6,9 @@ closed by :meth:`OpsContext.close`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
-import argparse
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TextIO

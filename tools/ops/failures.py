@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from aiormq.exceptions import AMQPError
-from pymongo.errors import PyMongoError
+from pymongo.errors import PyMongoError, ServerSelectionTimeoutError
 
 from shared.broker import PublishFailed
 from shared.logging import redact_text
@@ -19,7 +19,7 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
-_MAX_CHARS = 300
+_MAX_CHARS = 500
 # user:password@ in a MongoDB or AMQP URL that a driver may quote in its message.
 _URL_CREDENTIALS = re.compile(r"(//[^/@\s:]*):[^/@\s]*@")
 
@@ -53,6 +53,10 @@ def describe(exc: BaseException) -> str:
         return one_line(str(exc))
     if isinstance(exc, VkError):  # "VK error 5 in groups.getCallbackServers: …" (redacted)
         return one_line(str(exc))
+    if isinstance(exc, ServerSelectionTimeoutError):
+        # The driver appends its timeouts and a whole topology description.
+        first = re.split(r" \(configured timeouts|, Timeout: ", str(exc), maxsplit=1)[0]
+        return one_line(f"MongoDB unreachable: {first}")
     if isinstance(exc, PyMongoError):
         return one_line(f"MongoDB: {type(exc).__name__}: {exc}")
     if isinstance(exc, PublishFailed):
