@@ -145,7 +145,7 @@ class TestBurst:
             burst_seconds = delivered_at - t0
             bound = burst_seconds / settings.refresher_min_round_interval_seconds + 3
             assert max(per_community.values()) <= bound, (per_community, burst_seconds)
-            assert sum(per_community.values()) <= 0.15 * len(events)
+            assert sum(per_community.values()) <= 0.3 * len(events)
 
 
 class TestDuplicates:
@@ -166,7 +166,12 @@ class TestDuplicates:
 
             await eventually(delivered_twice, what="both copies answered ok")
             assert await eventually(partial(published_matches_sandbox, db, vk_sandbox, community))
-            [refresh_state] = await db[REFRESH_STATE].find({}).to_list()
+
+            async def refresh_states() -> list[Document] | None:
+                states = await db[REFRESH_STATE].find({}).to_list()
+                return states if all(s["completed"] == s["requested"] for s in states) else None
+
+            [refresh_state] = await eventually(refresh_states, what="the refresh completed")
             assert (refresh_state["requested"], refresh_state["completed"]) == (1, 1)
             assert len(await wall_get_calls(vk_sandbox)) == 1
             assert post["id"] in await cached_ids(db, community.project_id, ContentType.PUBLISHED)
