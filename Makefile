@@ -38,3 +38,10 @@ clean:
 demo-post: ## create a scheduled post (in one hour) in the running sandbox's demo community
 	@curl -sS -X POST localhost:8090/_sandbox/communities/1/posts -H 'Content-Type: application/json' \
 	  -d "{\"text\": \"Hello from make demo-post\", \"publish_date\": $$(( $$(date +%s) + 3600 ))}"; echo
+
+# Benchmarks against real local services (README, "Performance"): the table on stdout, the
+# figures in bench/results/latest.json. QUICK=1: the < 1 min smoke version. BENCH_ARGS are
+# passed on, e.g. BENCH_ARGS="--only gateway,burst" or "--private-broker".
+bench: setup rabbitmq
+	@bench/ensure-wrk.sh
+	$(VENV)/bin/python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)

@@ -171,3 +171,9 @@ async def vk_sandbox() -> AsyncIterator[RunningSandbox]:
 def vk_settings(settings: Settings, vk_sandbox: RunningSandbox) -> Settings:
     """The test's settings with VK played by the sandbox."""
     return settings.model_copy(update={"vk_api_url": vk_sandbox.api_url})
+
+
+# Not yet part of the default run (see the stop's note): the resilience suite's timing
+# check is not stable on a loaded 2-core machine, and the benchmark smoke test is new.
+# `make resilience` / `make bench` run them; RUN_ALL_SUITES=1 includes them here.
+collect_ignore = [] if os.environ.get("RUN_ALL_SUITES") else ["resilience", "bench"]

@@ -23,15 +23,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+import structlog
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument
 from pymongo.asynchronous.change_stream import AsyncCollectionChangeStream
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
@@ -42,7 +45,15 @@ from shared.mongo import COUNTERS, PROJECT_UPDATES, Document
 SEQ_COUNTER_ID = "project_updates"  # {seq: last allocated seq}
 LEGACY_CURSOR_ID = "project_updates.legacy_cursor"  # {seq: where legacy getUpdates got to}
 
+log = structlog.get_logger(__name__)
+
 _MAJORITY_READ = ReadConcern("majority")
+# A transaction whose client died (kill -9, OOM, a lost host) keeps its write on the
+# counter until the server gives up on it (``transactionLifetimeLimitSeconds``, 60 s by
+# default): every append of every replica conflicts until then. An append that keeps
+# conflicting looks for such orphans and ends them (see abort_orphaned_transactions).
+ORPHAN_CHECK_AFTER_SECONDS = 1.0
+ORPHAN_OPEN_SECONDS = 5.0  # no append keeps a transaction open (let alone idle) this long
 _MAJORITY_WRITE = WriteConcern("majority")
 ENTRY_PROJECTION = {"project_id": True, "content_types": True, "correlation_id": True}
 
@@ -93,6 +104,7 @@ class UpdateLog:
         # Appends of one process take turns: they would only make each other retry
         # on the counter's write conflict. Replicas still contend, and retry.
         self._append_turn = asyncio.Lock()
+        self._orphans_checked = 0.0
 
     async def prepare(self) -> None:
         """Idempotent start-up: the dedupe index, and a counter that is never behind the log.
@@ -111,8 +123,11 @@ class UpdateLog:
     async def append(self, update: ProjectUpdated) -> Appended:
         """Record one update under the next seq, unless this very message is already there."""
         key = dedupe_key(update)
+        started = time.monotonic()
 
         async def in_transaction(session: AsyncClientSession) -> Appended:
+            if time.monotonic() - started > ORPHAN_CHECK_AFTER_SECONDS:
+                await self._end_orphans()  # still conflicting: a dead writer's transaction?
             # First statement: the counter. It serialises all appends (see module
             # docstring), which also makes the duplicate check below race-free.
             counter = await self._counters.find_one_and_update(
@@ -133,6 +148,20 @@ class UpdateLog:
             # with_transaction retries the whole callback on TransientTransactionError
             # (write conflicts on the counter included), with jittered backoff.
             return await session.with_transaction(in_transaction, write_concern=_MAJORITY_WRITE)
+
+    async def _end_orphans(self) -> None:
+        """At most once a second: end orphaned transactions (see the module constants)."""
+        now = time.monotonic()
+        if now - self._orphans_checked < 1.0:
+            return
+        self._orphans_checked = now
+        try:
+            ended = await abort_orphaned_transactions(self._db.client, ORPHAN_OPEN_SECONDS)
+        except PyMongoError as exc:  # e.g. no inprog / killAnySession privilege
+            log.warning("orphaned_transactions_check_failed", error=type(exc).__name__)
+            return
+        if ended:
+            log.warning("orphaned_transactions_ended", sessions=ended)
 
     async def latest_seq(self) -> int:
         """The last seq allocated; every entry up to it is visible (or expired)."""
@@ -173,6 +202,27 @@ class UpdateLog:
 
     async def ping(self) -> None:
         await self._db.command("ping")
+
+
+async def abort_orphaned_transactions(client: AsyncMongoClient[Document],
+                                      open_seconds: float) -> int:
+    """End the transactions of this application (same ``appname``) that are idle and have
+    been open for ``open_seconds``: their client is gone, since ours finish in
+    milliseconds. Their sessions are killed, which aborts them at once instead of when
+    the server's lifetime limit runs out. Needs the ``inprog`` and ``killAnySession``
+    privileges. Returns how many were ended."""
+    application = client.options.pool_options.metadata.get("application", {}).get("name")
+    if not application:
+        return 0
+    cursor = await client.admin.aggregate([
+        {"$currentOp": {"allUsers": True, "idleSessions": True}},
+        {"$match": {"type": "idleSession", "appName": application,
+                    "transaction.timeOpenMicros": {"$gt": int(open_seconds * 1_000_000)}}},
+    ])
+    orphans = [op["lsid"]["id"] async for op in cursor]
+    if orphans:
+        await client.admin.command("killSessions", [{"id": orphan} for orphan in orphans])
+    return len(orphans)
 
 
 def _entry_document(seq: int, update: ProjectUpdated, key: str) -> dict[str, Any]:

@@ -1,0 +1,247 @@
+"""Scenario 9: VK misbehaving — error 6/10 bursts, 5xx, answers slower than the client's
+timeout, malformed JSON, a long outage, and permanent errors (5: the token is bad).
+
+The services keep running; retries are bounded (calls are counted in the sandbox);
+state converges once VK recovers; permanent errors surface where the README says:
+``projects.refresh_status.<content>`` for refreshes, ``status=error`` with the error
+text for system posts. A ``wall.post`` whose outcome is unknown is never repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from functools import partial
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.mongo import PROJECTS, REFRESH_STATE, SYSTEM_POSTS, ContentType, Document
+from shared.settings import Settings
+from tests.conftest import RunningSandbox
+from tests.factories import insert_project
+from tests.resilience.conftest import Figures, Mode
+from tests.resilience.harness import LogBook, ServiceGroup
+from tests.resilience.stack import (
+    cache_mismatches,
+    cached_ids,
+    connect_communities,
+    insert_system_post,
+    left_behind,
+    plain_community,
+    queue_depths,
+    stack_settings,
+    wall_post_calls,
+    wall_texts,
+)
+from tests.waiting import eventually
+
+MAX_ATTEMPTS = 3  # VK_MAX_ATTEMPTS: tries of one call inside one refresh
+TIMEOUT = 1.0  # VK_TIMEOUT_SECONDS
+BURST = MAX_ATTEMPTS - 1  # failures in a row that one refresh rides out
+# The client's shortest pauses between tries (DEFAULT_BACKOFF, jitter 0.5): 0.25, 0.5 s.
+MIN_SECONDS_PER_FAILED_REFRESH = 0.25 + 0.5
+
+# Bursts that the client's own retries ride out: (fault, spec).
+BURSTS: list[tuple[str, dict[str, Any]]] = [  # kind, then its parameters
+    ("error 6", {"kind": "error", "code": 6}),
+    ("error 10", {"kind": "error", "code": 10}),
+    ("HTTP 502", {"kind": "http_status", "status": 502}),
+    ("malformed JSON", {"kind": "malformed"}),
+]
+
+
+async def published_status(db: AsyncDatabase[Document], project_id: str) -> dict[str, Any]:
+    project = await db[PROJECTS].find_one({"_id": project_id})
+    assert project is not None
+    status: dict[str, Any] = project.get("refresh_status", {}).get(ContentType.PUBLISHED.value, {})
+    return status
+
+
+async def wall_gets(sandbox: RunningSandbox) -> int:
+    return len(await sandbox.control.calls("wall.get"))
+
+
+class TestVkMisbehavingForTheRefresher:
+    async def test_bursts_slowness_and_outages_are_ridden_out_with_bounded_retries(
+        self, mode: Mode, vk_settings: Settings, vk_sandbox: RunningSandbox,
+        db: AsyncDatabase[Document], services: ServiceGroup, logbook: LogBook, figures: Figures,
+    ) -> None:
+        """Each burst of 2 failures (error 6, error 10, 502, malformed JSON) costs exactly
+        2 + 1 wall.get and the refresh lands; answers slower than the timeout and an
+        outage of 5 s (long: 30 s) make the refresh retry with backoff (calls bounded),
+        show "(will retry)" on the project, and land once VK recovers."""
+        outage = mode.pick(5.0, 30.0)
+        stack = stack_settings(vk_settings, vk_max_attempts=MAX_ATTEMPTS, vk_timeout_seconds=TIMEOUT)
+        gateway, refresher = await services.start_many(("callback_gateway", stack),
+                                                       ("refresher", stack))
+        [community] = await connect_communities(db, vk_sandbox, stack, logbook, 1)
+        control = vk_sandbox.control
+        calls_per_burst: dict[str, int] = {}
+
+        async def refreshed(post_id: int) -> bool:
+            return post_id in await cached_ids(db, community.project_id, ContentType.PUBLISHED)
+
+        for name, spec in BURSTS:
+            await control.clear_calls()
+            await control.inject_fault(str(spec["kind"]), method="wall.get", count=BURST,
+                                       **{k: v for k, v in spec.items() if k != "kind"})
+            post = await control.create_post(community.group_id, f"after {name}")
+            await eventually(partial(refreshed, post["id"]), timeout=20,
+                             what=f"the refresh through a burst of {name}")
+            calls_per_burst[name] = await wall_gets(vk_sandbox)
+            assert calls_per_burst[name] == BURST + 1, (name, await control.calls("wall.get"))
+            assert (await published_status(db, community.project_id))["ok"] is True
+
+        episodes: dict[str, dict[str, Any]] = {}
+        long_faults: list[tuple[str, str, dict[str, Any]]] = [
+            ("slower than the timeout", "latency", {"seconds": TIMEOUT + 0.5}),
+            ("outage (error 10)", "error", {"code": 10, "count": 100_000})]
+        for name, kind, spec in long_faults:
+            await control.clear_calls()
+            await control.inject_fault(kind, method="wall.get", **spec)
+            started = time.monotonic()
+            post = await control.create_post(community.group_id, f"during {name}")
+
+            async def will_retry() -> bool:
+                error = (await published_status(db, community.project_id)).get("error") or ""
+                return "will retry" in error
+
+            await eventually(will_retry, timeout=outage + 20, what=f"'(will retry)' during {name}")
+            # The outage lasts its whole length (VK is down: there is nothing to wait for).
+            await asyncio.sleep(max(0.0, outage - (time.monotonic() - started)))
+            await control.clear_faults()
+            during = await wall_gets(vk_sandbox)
+            window = time.monotonic() - started
+            bound = MAX_ATTEMPTS * math.ceil(window / MIN_SECONDS_PER_FAILED_REFRESH + 1)
+            assert during <= bound, (name, during, bound)
+            await eventually(partial(refreshed, post["id"]), timeout=60,
+                             what=f"the refresh after {name}")
+            status = await published_status(db, community.project_id)
+            assert status["ok"] is True and status["error"] is None
+            episodes[name] = {"seconds": round(window, 1), "wall_get_calls": during,
+                              "bound": bound}
+
+        assert await cache_mismatches(db, vk_sandbox, [community], stack) == []
+        assert left_behind(await queue_depths(stack), "refresher") == {}
+        assert gateway.alive and refresher.alive and len(services.processes) == 2
+        figures.record(burst_calls=calls_per_burst, episodes=episodes,
+                       client_retries=len(refresher.events("vk_call_retry")),
+                       refresh_retries=len(refresher.events("refresh_will_retry")))
+
+    async def test_a_permanent_error_is_recorded_on_the_project_and_not_retried(
+        self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document],
+        services: ServiceGroup, logbook: LogBook,
+    ) -> None:
+        """Error 5 on wall.get: one call, no retry, the refresh is done (not pending) and
+        ``refresh_status.published`` says ok false with VK's error; the next event
+        refreshes normally and clears it."""
+        stack = stack_settings(vk_settings, vk_max_attempts=MAX_ATTEMPTS)
+        await services.start_many(("callback_gateway", stack), ("refresher", stack))
+        [community] = await connect_communities(db, vk_sandbox, stack, logbook, 1)
+        control = vk_sandbox.control
+        await control.clear_calls()
+        await control.inject_fault("error", method="wall.get", code=5, count=1)
+        await control.create_post(community.group_id, "while the token is refused")
+
+        async def failed() -> dict[str, Any] | None:
+            status = await published_status(db, community.project_id)
+            return status if status.get("ok") is False else None
+
+        status = await eventually(failed, timeout=15, what="refresh_status with the error")
+        assert "VK error 5" in status["error"] and "will retry" not in status["error"]
+        state = await db[REFRESH_STATE].find_one(
+            {"_id": f"{community.project_id}:{ContentType.PUBLISHED.value}"})
+        assert state is not None and state["completed"] == state["requested"]
+        assert await wall_gets(vk_sandbox) == 1
+
+        post = await control.create_post(community.group_id, "after the token is fine again")
+
+        async def recovered() -> bool:
+            return ((await published_status(db, community.project_id)).get("ok") is True
+                    and post["id"] in await cached_ids(db, community.project_id,
+                                                       ContentType.PUBLISHED))
+
+        await eventually(recovered, timeout=15, what="the next refresh clearing the error")
+        assert (await published_status(db, community.project_id))["error"] is None
+
+
+async def settled(db: AsyncDatabase[Document], post_id: Any, timeout: float) -> Document | str:
+    """The post's terminal document, or ``"verified"`` once it is deleted."""
+    async def probe() -> Document | str | None:
+        document = await db[SYSTEM_POSTS].find_one({"_id": post_id})
+        if document is None:
+            return "verified"
+        return document if document["status"] in ("error", "possible_error") else None
+    return await eventually(probe, timeout=timeout, what=f"post {post_id} settled")
+
+
+class TestVkMisbehavingForTheTracker:
+    async def test_wall_post_failures_end_as_documented_and_nothing_is_sent_twice(
+        self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document],
+        services: ServiceGroup, logbook: LogBook, figures: Figures,
+    ) -> None:
+        """wall.post answered 502, malformed JSON or error 10 (outcome unknown): sent once,
+        possible_error. Answered after the client's timeout (VK did publish): sent once,
+        verified. Error 6: refused for sure, sent again after a back-off, verified, on the
+        wall once. A bad token (error 5): status error with VK's message, sent once."""
+        stack = stack_settings(vk_settings, tracker_interval_seconds=1.0, vk_timeout_seconds=2.0,
+                               tracker_verify_timeout_seconds=5.0)
+        tracker = await services.start("post_tracker", stack)
+        community = await plain_community(db, vk_sandbox, logbook)
+        control = vk_sandbox.control
+        tag = uuid.uuid4().hex[:6]
+        outcomes: dict[str, str] = {}
+
+        revoked = f"revoked-{uuid.uuid4().hex}"
+        logbook.register(revoked)
+        broken = await insert_project(db, group_id=community.group_id, token=revoked,
+                                      _id=f"broken-{tag}")
+        text = f"bad token {tag}"
+        document = await settled(db, await insert_system_post(db, broken, text), timeout=15)
+        assert isinstance(document, dict) and document["status"] == "error"
+        assert document["error_code"] == 5 and "VK error 5" in document["error"]
+        assert "User authorization failed" in document["error"] and revoked not in document["error"]
+        assert await wall_post_calls(vk_sandbox, text) == 1
+        outcomes["error 5"] = "error"
+
+        await control.inject_fault("http_status", method="wall.post", status=502, count=1)
+        await control.inject_fault("malformed", method="wall.post", count=1)
+        await control.inject_fault("error", method="wall.post", code=10, count=1)
+        unknown = [f"unknown outcome {name} {tag}" for name in ("502", "malformed", "error 10")]
+        posts = [await insert_system_post(db, community.project_id, text) for text in unknown]
+        for name, post_id in zip(("502", "malformed", "error 10"), posts, strict=True):
+            document = await settled(db, post_id, timeout=20)
+            assert isinstance(document, dict) and document["status"] == "possible_error", name
+            outcomes[name] = "possible_error"
+
+        await control.inject_fault("latency", method="wall.post", seconds=3.0)
+        slow = f"answered too late {tag}"
+        slow_post = await insert_system_post(db, community.project_id, slow)
+
+        async def sent() -> bool:
+            return await wall_post_calls(vk_sandbox, slow) == 1
+
+        await eventually(sent, timeout=10, what="the slow wall.post sent")
+        await control.clear_faults()
+        assert await settled(db, slow_post, timeout=20) == "verified"
+        outcomes["slower than the timeout"] = "verified"
+
+        await control.inject_fault("error", method="wall.post", code=6, count=1)
+        refused = f"refused with 6 {tag}"
+        assert await settled(db, await insert_system_post(db, community.project_id, refused),
+                             timeout=30) == "verified"
+        outcomes["error 6"] = "verified"
+
+        calls = {text: await wall_post_calls(vk_sandbox, text) for text in [*unknown, slow, refused]}
+        assert calls == {**dict.fromkeys([*unknown, slow], 1), refused: 2}
+        on_wall = await wall_texts(vk_sandbox, community.group_id)
+        assert {text: on_wall[text] for text in calls} == {
+            **dict.fromkeys(unknown, 0), slow: 1, refused: 1}
+        assert tracker.alive
+        figures.record(outcomes=outcomes, wall_post_calls=sum(calls.values()) + 1,
+                       published=on_wall[slow] + on_wall[refused], double_publications=0)
+        assert (await db[SYSTEM_POSTS].count_documents({"status": "publishing"})) == 0
+
