@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
+import shutil
 import subprocess
 import sys
 import time
@@ -30,6 +32,7 @@ from bench.harness import (
     machine_info,
     raise_open_files_limit,
     render_table,
+    results_from_json,
     write_json,
 )
 
@@ -49,6 +52,20 @@ def uncommitted_code() -> list[str]:
 
 MODULES: dict[str, ModuleType] = {module.NAME: module for module in (
     gateway, burst, freshness, publishing, verification, notifier, scaling)}
+
+
+KEEP_LOG_RUNS = 5
+
+
+def prune_logs(keep: int = KEEP_LOG_RUNS) -> None:
+    """Keep the logs (and profiles) of the newest ``keep`` runs; a full run writes ~50 MB."""
+    logs = RESULTS_DIR / "logs"
+    if not logs.is_dir():
+        return
+    runs = sorted((path for path in logs.iterdir() if path.is_dir()),
+                  key=lambda path: path.stat().st_mtime, reverse=True)
+    for old in runs[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def git_commit() -> str:
@@ -114,9 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default="", help=f"comma-separated subset of {','.join(MODULES)}")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "latest.json")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--table-from", type=Path, metavar="JSON",
+                        help="only print the table of a saved run (e.g. bench/results/latest.json)")
     parser.add_argument("--private-broker", action="store_true",
                         help="run a RabbitMQ node of its own instead of the one on :5672")
     args = parser.parse_args(argv)
+    if args.table_from is not None:
+        print(render_table(results_from_json(json.loads(args.table_from.read_text())),
+                           markdown=args.markdown))
+        return 0
     names = [name.strip() for name in args.only.split(",") if name.strip()] or list(MODULES)
     unknown = [name for name in names if name not in MODULES]
     if unknown:
@@ -135,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmarks": {result.name: result.to_json() for result in results},
     }
     write_json(args.output, payload)
+    prune_logs()
     print(render_table(results, markdown=args.markdown))
     print(f"\n{payload['mode']} run: {seconds:.0f}s on {machine['nproc']} × {machine['cpu_model']}, "
           f"{machine['ram_gib']} GiB; results in {args.output}")

@@ -258,10 +258,12 @@ async def run(infra: Infra, mode: Mode) -> BenchResult:
         if not mode.quick:
             # The same pipeline at a quarter of the load: what it takes when not saturated.
             observations.new_phase(1)
-            light_driven = await drive(sandbox, f"{gateway.base_url}/api/callback", projects,
-                                       observations, LIGHT_RATE, 1.0, window, 1)
+            with CpuWatch(pids) as light_watch:
+                light_driven = await drive(sandbox, f"{gateway.base_url}/api/callback",
+                                           projects, observations, LIGHT_RATE, 1.0, window, 1)
             light = {"rate_per_second": LIGHT_RATE, "driver": light_driven,
-                     "unobserved_callbacks": await settle(observations)}
+                     "unobserved_callbacks": await settle(observations),
+                     "cpu": light_watch.report()}
             for channel in CHANNELS:
                 measured = observations.samples[channel][0]
                 light[channel] = distribution(measured)

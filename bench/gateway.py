@@ -11,6 +11,8 @@
 * **Latency at half load**: :mod:`bench.loadgen` open loop at half the gateway's median
   throughput, latency from each request's scheduled send time; baseline: the bare app
   at the same rate.
+* **Broker alone**: the same rate of publishes with confirms straight from the bench
+  process (``shared.broker.Broker``): how much of the gateway's tail is RabbitMQ's.
 * **Variants** (full run): the gateway on uvloop, on uvloop with orjson, and with
   ``LOG_LEVEL=WARNING`` (no per-callback log line), via :mod:`bench.variants`.
 * **Profile** (full run): ``py-spy`` on the gateway during a ``wrk`` run.
@@ -21,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import json
 import statistics
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 from bench import profiling
@@ -33,16 +37,45 @@ from bench.harness import (
     Stack,
     Target,
     callback_body,
+    distribution,
     log,
     purge_queues,
 )
 from bench.load import WRK, run_open_loop, run_wrk
+from shared.broker import Broker
+from shared.messages import CallbackEvent
 from shared.topology import Topology
 
 NAME = "gateway"
 TITLE = "Gateway: callbacks/s with durable publish, ack latency at half load"
 PATH = "/api/callback"
 CONNECTIONS = 32
+
+
+async def confirm_latency(amqp_url: str, topology: Topology, event: CallbackEvent, rate: float,
+                          duration: float) -> dict[str, Any]:
+    """The broker alone: publish ``event`` with confirms (shared/broker.py) at a fixed rate,
+    open loop, from this process; latency from the scheduled moment to the confirm."""
+    broker = Broker(amqp_url, topology, client_name="bench-confirms")
+    await broker.connect()
+    latencies: list[float] = []
+    try:
+        async def one(due: float) -> None:
+            await broker.publish_callback(event, timeout=10)
+            latencies.append(time.perf_counter() - due)
+
+        tasks: set[asyncio.Task[None]] = set()
+        start = time.perf_counter() + 0.05
+        for index in range(int(rate * duration)):
+            due = start + index / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            task = asyncio.create_task(one(due))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        await asyncio.gather(*tasks)
+    finally:
+        await broker.close()
+    return distribution(latencies, 1000)
 
 
 def cpu_us_per_request(run: dict[str, Any], process: str) -> float:
@@ -129,10 +162,18 @@ async def run(infra: Infra, mode: Mode) -> BenchResult:
         # Fixed-rate latency at half the measured throughput.
         rate = max(50.0, round(statistics.median(rps("gateway")) / 2))
         latency: dict[str, list[dict[str, Any]]] = {"gateway": [], "bare_app": []}
+        confirms: list[dict[str, Any]] = []
+        event = CallbackEvent(correlation_id="bench", type="wall_post_new",
+                              group_id=projects[0].group_id, event_id="bench", v="5.199",
+                              object=json.loads(bodies[0])["object"], project_id=projects[0].id,
+                              received_at=datetime.now(UTC))
         for _ in range(mode.pick(3, 1)):
+            confirms.append(await confirm_latency(infra.amqp_url, topology, event, rate,
+                                                  mode.pick(4.0, 1.0)))
+            await purge_queues(infra.amqp_url, topology)
             for name in ("bare_app", "gateway"):
                 outcome = await run_open_loop(servers[name].base_url, PATH, bodies, rate=rate,
-                                              duration=mode.pick(5.0, 1.0),
+                                              duration=mode.pick(4.0, 1.0),
                                               warmup=mode.pick(1.0, 0.3), server_pids=pids)
                 latency[name].append(outcome)
                 log(f"gateway: {name} at {rate:g}/s p50 {outcome['latency_ms']['p50']} ms "
@@ -148,6 +189,11 @@ async def run(infra: Infra, mode: Mode) -> BenchResult:
         result.add(Figure("ack_latency_p99_half_load", f"ack latency p99 at {rate:g}/s (half load)",
                           "ms", lat("gateway", "p99"), "bare aiohttp", lat("bare_app", "p99"),
                           Target("<=", 20.0)))
+        result.add(Figure("broker_confirm_p99_half_load",
+                          f"broker alone: publish→confirm p99 at {rate:g}/s", "ms",
+                          [float(outcome["p99"]) for outcome in confirms],
+                          "for comparison: gateway ack p99",
+                          lat("gateway", "p99")))
 
         profile: dict[str, Any] = {"skipped": "quick mode"}
         if not mode.quick:
@@ -178,6 +224,7 @@ async def run(infra: Infra, mode: Mode) -> BenchResult:
                        for name, outcomes in runs.items()},
             "cpu_during_throughput_runs": {name: [outcome["cpu"] for outcome in outcomes]
                                            for name, outcomes in runs.items()},
+            "broker_confirm_ms": confirms,
             "profile": profile,
         }
         return result

@@ -817,7 +817,8 @@ class Target:
         return subject <= self.bound if self.op == "<=" else subject >= self.bound
 
     def describe(self) -> str:
-        return f"{'ratio' if self.on == 'ratio' else ''}{self.op} {self.bound:g}".strip()
+        symbol = "≤" if self.op == "<=" else "≥"
+        return f"ratio {symbol} {self.bound:g}" if self.on == "ratio" else f"{symbol} {self.bound:g}"
 
 
 @dataclass
@@ -896,6 +897,24 @@ class BenchResult:
                 "machine": self.noise,
                 "figures": {figure.key: figure.to_json() for figure in self.figures},
                 "details": self.details}
+
+
+def results_from_json(payload: Mapping[str, Any]) -> list[BenchResult]:
+    """The results of a saved run (``latest.json``), to print its table again."""
+    results = []
+    for name, data in payload["benchmarks"].items():
+        result = BenchResult(name, data["title"], seconds=data["seconds"], error=data["error"],
+                             noise=data.get("machine") or {})
+        for key, figure in data["figures"].items():
+            target = figure.get("target")
+            baseline = figure.get("baseline")
+            result.add(Figure(
+                key, figure["label"], figure["unit"], list(figure["samples"]),
+                baseline["label"] if baseline else None,
+                list(baseline["samples"]) if baseline else None,
+                Target(target["op"], target["bound"], target["on"]) if target else None))
+        results.append(result)
+    return results
 
 
 def fmt(value: float | None, unit: str = "") -> str:

@@ -65,20 +65,27 @@ async def fill_log(stack: Stack) -> None:
 
 async def capacity(proc: ServiceProc, bodies: list[str], pids: dict[str, int], upper: float,
                    fractions: list[float], seconds: float) -> tuple[float, list[dict[str, Any]]]:
-    """The highest tested rate with p99 ≤ 20 ms and no errors, and every step's result."""
+    """The highest tested rate with p99 ≤ 20 ms and no errors, and every step's result.
+
+    A step that misses is tried once more before the search stops (one noisy second of
+    a shared machine should not end it).
+    """
     best, steps = 0.0, []
     for fraction in fractions:
-        rate = float(max(50, round(upper * fraction / 10) * 10))
-        outcome = await run_open_loop(proc.base_url, PATH, bodies, rate=rate, duration=seconds,
-                                      warmup=0.5, server_pids=pids)
-        p99 = outcome["latency_ms"]["p99"] or float("inf")
-        ok = (outcome["errors"] == 0 and outcome["non_2xx"] == 0 and p99 <= P99_LIMIT_MS
-              and (outcome["achieved_rps"] or 0) >= 0.97 * rate)
-        steps.append({"rate": rate, "p99_ms": p99, "p50_ms": outcome["latency_ms"]["p50"],
-                      "ok": ok, "errors": outcome["errors"] + outcome["non_2xx"],
-                      "generator_cpu_percent": outcome["generator_cpu_percent"],
-                      "server_cpu": outcome["cpu"]["percent_of_one_core"]})
-        log(f"notifier: {proc.name} at {rate:g}/s p99 {p99} ms {'ok' if ok else 'over'}")
+        rate = float(max(20, round(upper * fraction / 10) * 10))
+        for _attempt in (1, 2):
+            outcome = await run_open_loop(proc.base_url, PATH, bodies, rate=rate,
+                                          duration=seconds, warmup=0.5, server_pids=pids)
+            p99 = outcome["latency_ms"]["p99"] or float("inf")
+            ok = (outcome["errors"] == 0 and outcome["non_2xx"] == 0 and p99 <= P99_LIMIT_MS
+                  and (outcome["achieved_rps"] or 0) >= 0.97 * rate)
+            steps.append({"rate": rate, "p99_ms": p99, "p50_ms": outcome["latency_ms"]["p50"],
+                          "ok": ok, "errors": outcome["errors"] + outcome["non_2xx"],
+                          "generator_cpu_percent": outcome["generator_cpu_percent"],
+                          "server_cpu": outcome["cpu"]["percent_of_one_core"]})
+            log(f"notifier: {proc.name} at {rate:g}/s p99 {p99} ms {'ok' if ok else 'over'}")
+            if ok:
+                break
         if not ok:
             break
         best = rate
@@ -136,7 +143,7 @@ async def run(infra: Infra, mode: Mode) -> BenchResult:
         bodies = [json.dumps({"cursor": f"v1.{LOG_ENTRIES - behind}"}) for behind in range(11)]
         pids = {"notifier": notifier.pid, "bare_app": bare.pid, "mongod": infra.mongod_pid}
         seconds = mode.pick(3.0, 1.0)
-        fractions = mode.pick([0.25, 0.4, 0.55, 0.7, 0.85, 1.0], [0.4])
+        fractions = mode.pick([0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 1.0], [0.3])
         closed: dict[str, list[float]] = {"notifier": [], "bare_app": []}
         cpu: dict[str, list[float]] = {"notifier": [], "bare_app": []}
         for _ in range(mode.pick(2, 1)):

@@ -132,7 +132,7 @@ async def one_run(stack: Stack, sandbox: SandboxControl, projects: list[BenchPro
 
 async def run(infra: Infra, mode: Mode) -> BenchResult:
     result = BenchResult(NAME, TITLE)
-    events = mode.pick(3000, 300)
+    events = mode.pick(2400, 300)
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}
     stack = Stack(infra, NAME)
     try:
