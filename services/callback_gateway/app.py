@@ -52,6 +52,11 @@ def plain(text: str, status: int = 200, **headers: str) -> web.Response:
 async def handle_callback(request: web.Request) -> web.Response:
     started = time.perf_counter()
     settings = request.app[SETTINGS]
+    if request.headers.get("Content-Encoding", "identity").strip().lower() not in ("", "identity"):
+        # VK posts plain JSON. Refused before reading: aiohttp's decoding of a broken
+        # body can leave the read waiting forever (a truncated deflate stream).
+        metrics.count(None, "malformed")
+        return plain("bad request: Content-Encoding is not supported", 400)
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
