@@ -45,3 +45,11 @@ demo-post: ## create a scheduled post (in one hour) in the running sandbox's dem
 bench: setup rabbitmq
 	@bench/ensure-wrk.sh
 	$(VENV)/bin/python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+# Resilience scenarios (tests/resilience; README, "Reliability"): the services as real
+# processes under faults. The short versions take about 4 min; LONG=1 runs the long ones.
+# The broker-restart scenario stops and starts the RabbitMQ application (rabbitmqctl).
+# RESILIENCE_LOG_DIR=dir keeps every process's output (and figures.jsonl) in dir/run-*.
+.PHONY: resilience
+resilience: setup rabbitmq
+	$(VENV)/bin/python -m pytest tests/resilience $(if $(LONG),-m long) $(PYTEST_ARGS)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -77,11 +78,13 @@ def mode(request: pytest.FixtureRequest) -> Mode:
 
 @pytest.fixture(scope="session")
 def logbook(tmp_path_factory: pytest.TempPathFactory) -> LogBook:
-    """Where every process writes: ``RESILIENCE_LOG_DIR`` if set, else a pytest temp dir."""
+    """Where every process writes: a new directory in ``RESILIENCE_LOG_DIR`` if set (kept),
+    else a pytest temp dir."""
     global _LOGBOOK
     if explicit := os.environ.get(LOG_DIR_ENV):
-        directory = Path(explicit)
-        directory.mkdir(parents=True, exist_ok=True)
+        Path(explicit).mkdir(parents=True, exist_ok=True)
+        directory = Path(tempfile.mkdtemp(prefix=time.strftime("run-%Y%m%d-%H%M%S-"),
+                                          dir=explicit))
     else:
         directory = tmp_path_factory.mktemp("resilience-logs")
     _LOGBOOK = LogBook(directory)

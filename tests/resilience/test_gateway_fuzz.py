@@ -29,7 +29,7 @@ from shared.mongo import Document
 from shared.settings import Settings
 from tests.factories import insert_project
 from tests.resilience.conftest import Figures, Mode
-from tests.resilience.harness import LogBook, ServiceGroup
+from tests.resilience.harness import ROOT, LogBook, ServiceGroup
 from tests.resilience.stack import queue_depths, stack_settings
 from tests.waiting import eventually
 
@@ -234,15 +234,17 @@ def sized_bodies(draw: st.DrawFn, limit: int) -> Case:
 
 @st.composite
 def compressed(draw: st.DrawFn, limit: int) -> Case:
-    encoding = draw(st.sampled_from(["gzip", "deflate"]))
-    pack = gzip.compress if encoding == "gzip" else zlib.compress
+    """VK posts plain JSON: any Content-Encoding is refused before the body is read (a
+    valid one, a bomb, or a truncated deflate stream that aiohttp would wait on forever)."""
+    encoding = draw(st.sampled_from(["gzip", "deflate", "br", "GZIP ", "x-unknown"]))
+    pack = gzip.compress if encoding.strip().lower() == "gzip" else zlib.compress
     variant = draw(st.sampled_from(["valid", "bomb", "corrupt"]))
     headers = {"Content-Encoding": encoding}
     if variant == "valid":
-        return Case("gzip_valid", pack(encode(draw(envelopes()))), OK, headers, queues=True)
+        return Case("gzip_valid", pack(encode(draw(envelopes()))), BAD, headers)
     if variant == "bomb":
         inflated = draw(st.integers(min_value=limit + 1, max_value=50 * 1024 * 1024))
-        return Case("gzip_bomb", pack(b" " * inflated), frozenset({413}), headers)
+        return Case("gzip_bomb", pack(b" " * inflated), BAD, headers)
     return Case("gzip_corrupt", draw(st.binary(min_size=1, max_size=200)), BAD, headers)
 
 
@@ -264,8 +266,11 @@ def requests(draw: st.DrawFn, limit: int) -> Case:
     headers = dict(case.headers)
     if content_type is not None:
         headers["Content-Type"] = content_type
-    return Case(case.kind, case.body, case.allowed, headers, draw(st.booleans()), case.ok_body,
-                case.queues)
+    # A compressed body is refused before it is read, and an encoding aiohttp does not know
+    # (br) is refused by its parser, which then closes: sent in one piece with its headers,
+    # the answer is read before the close (chunk by chunk, the client could hit the close).
+    chunked = draw(st.booleans()) and "Content-Encoding" not in headers
+    return Case(case.kind, case.body, case.allowed, headers, chunked, case.ok_body, case.queues)
 
 
 # --- sending ------------------------------------------------------------------------------
@@ -336,7 +341,7 @@ class TestGatewayFuzzing:
         port = stack.gateway_port
 
         warm_up = Tally()  # every code path once, so RSS is measured after first-use growth
-        await asyncio.to_thread(fuzz, port, limit, 200, warm_up)
+        await asyncio.to_thread(fuzz, port, limit, 100, warm_up)
         rss_before = gateway.rss_kib()
         tally = Tally()
         await asyncio.to_thread(fuzz, port, limit, examples, tally)
@@ -349,14 +354,10 @@ class TestGatewayFuzzing:
         statuses = tally.statuses + warm_up.statuses
         assert set(statuses) <= CLIENT_ERRORS | OK, statuses
         assert not [line for line in gateway.lines() if line.get("level") in ("error", "critical")]
+        # No exception escaped the gateway's code. (aiohttp itself logs the decoding
+        # errors of compressed bodies it drains after our 400: library lines, not ours.)
         text = gateway.text()
-        assert "Error handling request" not in text  # aiohttp's line for a handler that raised
-        # After answering 400 to a body that does not decompress, aiohttp's own lingering
-        # read of the rest of it logs the decoding error once more (aiohttp#1710); that
-        # line is the library's, the answer was ours.
-        corrupt = tally.kinds["gzip_corrupt"] + warm_up.kinds["gzip_corrupt"]
-        assert text.count("Unhandled exception") <= corrupt
-        assert text.count("Traceback") == text.count("RequestPayloadError: 400") * 3
+        assert f'File "{ROOT / "services"}' not in text, text[-3000:]
 
         queued = tally.queued + warm_up.queued
 

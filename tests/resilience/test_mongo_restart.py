@@ -123,7 +123,7 @@ class TestMongoRestart:
                 async with follower.following():
                     async with chain.polling(0.1), activity.running():
                         async with feed.running():  # some of these fall due during the outage
-                            await activity.wait_for(20)
+                            await activity.wait_for(10)
                         before_crash = len(feed.posts)
                         private_mongod.kill()
                         killed, changes_before = time.monotonic(), activity.total
@@ -132,7 +132,7 @@ class TestMongoRestart:
                         changes_during = activity.total - changes_before
                         down = time.monotonic() - killed
                         async with feed.running():
-                            await activity.wait_for(activity.total + 20, timeout=60)
+                            await activity.wait_for(activity.total + 10, timeout=60)
                     settle = await wait_converged(db, vk_sandbox, communities, stack, timeout=120)
 
                     async def posts_settled() -> bool:

@@ -81,7 +81,7 @@ class TestNotifierRestart:
             async with follower.following():
                 async with chain.polling(0.05), updates.running():
                     for restart in range(restarts):
-                        await updates.wait_for(len(updates.sent) + 40)
+                        await updates.wait_for(len(updates.sent) + 30)
                         if restart % 2:
                             await notifier.kill()
                             ways["sigkill"] += 1
@@ -90,7 +90,7 @@ class TestNotifierRestart:
                             ways["sigterm"] += 1
                         await updates.wait_for(len(updates.sent) + 20)  # sent while it is down
                         notifier = await services.start("update_notifier", stack)
-                    await updates.wait_for(len(updates.sent) + 40)
+                    await updates.wait_for(len(updates.sent) + 30)
 
                 async def all_logged() -> bool:
                     return await db[PROJECT_UPDATES].count_documents({}) >= len(updates.sent)

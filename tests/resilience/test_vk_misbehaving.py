@@ -13,6 +13,7 @@ import asyncio
 import math
 import time
 import uuid
+from collections import Counter
 from functools import partial
 from typing import Any
 
@@ -65,14 +66,16 @@ async def wall_gets(sandbox: RunningSandbox) -> int:
 
 
 class TestVkMisbehavingForTheRefresher:
-    async def test_bursts_slowness_and_outages_are_ridden_out_with_bounded_retries(
+    async def test_bursts_slowness_outages_and_a_permanent_error(
         self, mode: Mode, vk_settings: Settings, vk_sandbox: RunningSandbox,
         db: AsyncDatabase[Document], services: ServiceGroup, logbook: LogBook, figures: Figures,
     ) -> None:
         """Each burst of 2 failures (error 6, error 10, 502, malformed JSON) costs exactly
         2 + 1 wall.get and the refresh lands; answers slower than the timeout and an
         outage of 5 s (long: 30 s) make the refresh retry with backoff (calls bounded),
-        show "(will retry)" on the project, and land once VK recovers."""
+        show "(will retry)" on the project, and land once VK recovers. A permanent error
+        (5) costs one call, is recorded on the project (``refresh_status.published``:
+        ok false, VK's error) and not retried; the next event clears it."""
         outage = mode.pick(5.0, 30.0)
         stack = stack_settings(vk_settings, vk_max_attempts=MAX_ATTEMPTS, vk_timeout_seconds=TIMEOUT)
         gateway, refresher = await services.start_many(("callback_gateway", stack),
@@ -124,24 +127,7 @@ class TestVkMisbehavingForTheRefresher:
             episodes[name] = {"seconds": round(window, 1), "wall_get_calls": during,
                               "bound": bound}
 
-        assert await cache_mismatches(db, vk_sandbox, [community], stack) == []
-        assert left_behind(await queue_depths(stack), "refresher") == {}
-        assert gateway.alive and refresher.alive and len(services.processes) == 2
-        figures.record(burst_calls=calls_per_burst, episodes=episodes,
-                       client_retries=len(refresher.events("vk_call_retry")),
-                       refresh_retries=len(refresher.events("refresh_will_retry")))
-
-    async def test_a_permanent_error_is_recorded_on_the_project_and_not_retried(
-        self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document],
-        services: ServiceGroup, logbook: LogBook,
-    ) -> None:
-        """Error 5 on wall.get: one call, no retry, the refresh is done (not pending) and
-        ``refresh_status.published`` says ok false with VK's error; the next event
-        refreshes normally and clears it."""
-        stack = stack_settings(vk_settings, vk_max_attempts=MAX_ATTEMPTS)
-        await services.start_many(("callback_gateway", stack), ("refresher", stack))
-        [community] = await connect_communities(db, vk_sandbox, stack, logbook, 1)
-        control = vk_sandbox.control
+        # A permanent error (5: the token is refused): one call, recorded, not retried.
         await control.clear_calls()
         await control.inject_fault("error", method="wall.get", code=5, count=1)
         await control.create_post(community.group_id, "while the token is refused")
@@ -152,21 +138,26 @@ class TestVkMisbehavingForTheRefresher:
 
         status = await eventually(failed, timeout=15, what="refresh_status with the error")
         assert "VK error 5" in status["error"] and "will retry" not in status["error"]
-        state = await db[REFRESH_STATE].find_one(
-            {"_id": f"{community.project_id}:{ContentType.PUBLISHED.value}"})
-        assert state is not None and state["completed"] == state["requested"]
+        key = f"{community.project_id}:{ContentType.PUBLISHED.value}"
+
+        async def done() -> bool:  # a permanent failure completes the round
+            state = await db[REFRESH_STATE].find_one({"_id": key})
+            return state is not None and state["completed"] == state["requested"]
+
+        await eventually(done, timeout=10, what="the failed refresh's round completed")
         assert await wall_gets(vk_sandbox) == 1
-
         post = await control.create_post(community.group_id, "after the token is fine again")
+        await eventually(partial(refreshed, post["id"]), timeout=15, what="the next refresh")
+        status = await published_status(db, community.project_id)
+        assert status["ok"] is True and status["error"] is None
+        episodes["permanent (error 5)"] = {"wall_get_calls": 1, "retried": False}
 
-        async def recovered() -> bool:
-            return ((await published_status(db, community.project_id)).get("ok") is True
-                    and post["id"] in await cached_ids(db, community.project_id,
-                                                       ContentType.PUBLISHED))
-
-        await eventually(recovered, timeout=15, what="the next refresh clearing the error")
-        assert (await published_status(db, community.project_id))["error"] is None
-
+        assert await cache_mismatches(db, vk_sandbox, [community], stack) == []
+        assert left_behind(await queue_depths(stack), "refresher") == {}
+        assert gateway.alive and refresher.alive and len(services.processes) == 2
+        figures.record(burst_calls=calls_per_burst, episodes=episodes,
+                       client_retries=len(refresher.events("vk_call_retry")),
+                       refresh_retries=len(refresher.events("refresh_will_retry")))
 
 async def settled(db: AsyncDatabase[Document], post_id: Any, timeout: float) -> Document | str:
     """The post's terminal document, or ``"verified"`` once it is deleted."""
@@ -180,68 +171,76 @@ async def settled(db: AsyncDatabase[Document], post_id: Any, timeout: float) -> 
 
 class TestVkMisbehavingForTheTracker:
     async def test_wall_post_failures_end_as_documented_and_nothing_is_sent_twice(
-        self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document],
-        services: ServiceGroup, logbook: LogBook, figures: Figures,
+        self, mode: Mode, vk_settings: Settings, vk_sandbox: RunningSandbox,
+        db: AsyncDatabase[Document], services: ServiceGroup, logbook: LogBook, figures: Figures,
     ) -> None:
         """wall.post answered 502, malformed JSON or error 10 (outcome unknown): sent once,
         possible_error. Answered after the client's timeout (VK did publish): sent once,
         verified. Error 6: refused for sure, sent again after a back-off, verified, on the
-        wall once. A bad token (error 5): status error with VK's message, sent once."""
+        wall once. A bad token (error 5): status error with VK's message, sent once.
+        (1 round; long: 3.)"""
+        rounds = mode.pick(1, 3)
         stack = stack_settings(vk_settings, tracker_interval_seconds=1.0, vk_timeout_seconds=2.0,
                                tracker_verify_timeout_seconds=5.0)
         tracker = await services.start("post_tracker", stack)
         community = await plain_community(db, vk_sandbox, logbook)
         control = vk_sandbox.control
-        tag = uuid.uuid4().hex[:6]
-        outcomes: dict[str, str] = {}
+        outcomes: Counter[str] = Counter()
+        calls: dict[str, int] = {}
+        expected_calls: dict[str, int] = {}
+        expected_on_wall: dict[str, int] = {}
+        for _ in range(rounds):
+            tag = uuid.uuid4().hex[:6]
+            revoked = f"revoked-{uuid.uuid4().hex}"
+            logbook.register(revoked)
+            broken = await insert_project(db, group_id=community.group_id, token=revoked,
+                                          _id=f"broken-{tag}")
+            text = f"bad token {tag}"
+            document = await settled(db, await insert_system_post(db, broken, text), timeout=15)
+            assert isinstance(document, dict) and document["status"] == "error"
+            assert document["error_code"] == 5 and "VK error 5" in document["error"]
+            assert "User authorization failed" in document["error"]
+            assert revoked not in document["error"]
+            expected_calls[text], expected_on_wall[text] = 1, 0
+            outcomes["error 5: error"] += 1
 
-        revoked = f"revoked-{uuid.uuid4().hex}"
-        logbook.register(revoked)
-        broken = await insert_project(db, group_id=community.group_id, token=revoked,
-                                      _id=f"broken-{tag}")
-        text = f"bad token {tag}"
-        document = await settled(db, await insert_system_post(db, broken, text), timeout=15)
-        assert isinstance(document, dict) and document["status"] == "error"
-        assert document["error_code"] == 5 and "VK error 5" in document["error"]
-        assert "User authorization failed" in document["error"] and revoked not in document["error"]
-        assert await wall_post_calls(vk_sandbox, text) == 1
-        outcomes["error 5"] = "error"
+            await control.inject_fault("http_status", method="wall.post", status=502, count=1)
+            await control.inject_fault("malformed", method="wall.post", count=1)
+            await control.inject_fault("error", method="wall.post", code=10, count=1)
+            names = ("502", "malformed", "error 10")
+            unknown = [f"unknown outcome {name} {tag}" for name in names]
+            posts = [await insert_system_post(db, community.project_id, text) for text in unknown]
+            for name, post_id, text in zip(names, posts, unknown, strict=True):
+                document = await settled(db, post_id, timeout=20)
+                assert isinstance(document, dict) and document["status"] == "possible_error", name
+                expected_calls[text], expected_on_wall[text] = 1, 0
+                outcomes[f"{name}: possible_error"] += 1
 
-        await control.inject_fault("http_status", method="wall.post", status=502, count=1)
-        await control.inject_fault("malformed", method="wall.post", count=1)
-        await control.inject_fault("error", method="wall.post", code=10, count=1)
-        unknown = [f"unknown outcome {name} {tag}" for name in ("502", "malformed", "error 10")]
-        posts = [await insert_system_post(db, community.project_id, text) for text in unknown]
-        for name, post_id in zip(("502", "malformed", "error 10"), posts, strict=True):
-            document = await settled(db, post_id, timeout=20)
-            assert isinstance(document, dict) and document["status"] == "possible_error", name
-            outcomes[name] = "possible_error"
+            await control.inject_fault("latency", method="wall.post", seconds=3.0)
+            slow = f"answered too late {tag}"
+            slow_post = await insert_system_post(db, community.project_id, slow)
 
-        await control.inject_fault("latency", method="wall.post", seconds=3.0)
-        slow = f"answered too late {tag}"
-        slow_post = await insert_system_post(db, community.project_id, slow)
+            async def sent(slow: str = slow) -> bool:
+                return await wall_post_calls(vk_sandbox, slow) == 1
 
-        async def sent() -> bool:
-            return await wall_post_calls(vk_sandbox, slow) == 1
+            await eventually(sent, timeout=10, what="the slow wall.post sent")
+            await control.clear_faults()
+            assert await settled(db, slow_post, timeout=20) == "verified"
+            expected_calls[slow], expected_on_wall[slow] = 1, 1
+            outcomes["slower than the timeout: verified"] += 1
 
-        await eventually(sent, timeout=10, what="the slow wall.post sent")
-        await control.clear_faults()
-        assert await settled(db, slow_post, timeout=20) == "verified"
-        outcomes["slower than the timeout"] = "verified"
+            await control.inject_fault("error", method="wall.post", code=6, count=1)
+            refused = f"refused with 6 {tag}"
+            assert await settled(db, await insert_system_post(db, community.project_id, refused),
+                                 timeout=30) == "verified"
+            expected_calls[refused], expected_on_wall[refused] = 2, 1
+            outcomes["error 6: verified"] += 1
 
-        await control.inject_fault("error", method="wall.post", code=6, count=1)
-        refused = f"refused with 6 {tag}"
-        assert await settled(db, await insert_system_post(db, community.project_id, refused),
-                             timeout=30) == "verified"
-        outcomes["error 6"] = "verified"
-
-        calls = {text: await wall_post_calls(vk_sandbox, text) for text in [*unknown, slow, refused]}
-        assert calls == {**dict.fromkeys([*unknown, slow], 1), refused: 2}
+        calls = {text: await wall_post_calls(vk_sandbox, text) for text in expected_calls}
+        assert calls == expected_calls
         on_wall = await wall_texts(vk_sandbox, community.group_id)
-        assert {text: on_wall[text] for text in calls} == {
-            **dict.fromkeys(unknown, 0), slow: 1, refused: 1}
+        assert {text: on_wall[text] for text in expected_on_wall} == expected_on_wall
         assert tracker.alive
-        figures.record(outcomes=outcomes, wall_post_calls=sum(calls.values()) + 1,
-                       published=on_wall[slow] + on_wall[refused], double_publications=0)
         assert (await db[SYSTEM_POSTS].count_documents({"status": "publishing"})) == 0
-
+        figures.record(outcomes=dict(outcomes), wall_post_calls=sum(calls.values()),
+                       published=sum(expected_on_wall.values()), double_publications=0)
