@@ -10,9 +10,6 @@
   bodies with ``orjson.loads``. The equivalent changes are in ``shared/logging.py``
   (``configure_logging``) and ``services/callback_gateway/parsing.py``.
 
-* ``--tracker-parallel N``: the post tracker works on up to N projects at once
-  (``TrackerOptions.max_parallel_projects``, 32 in the code).
-
 Nothing in ``services/`` or ``shared/`` is edited: the patches are applied in this
 process only, before the service's ``__main__`` runs.
 """
@@ -63,19 +60,6 @@ def use_orjson() -> None:
     setattr(shared_service, "configure_logging", configure_logging)  # noqa: B010
 
 
-def use_tracker_parallel(projects: int) -> None:
-    import dataclasses
-
-    from services.post_tracker.options import TrackerOptions
-
-    original = TrackerOptions.from_settings
-
-    def from_settings(cls: type[TrackerOptions], settings: Any) -> TrackerOptions:
-        return dataclasses.replace(original(settings), max_parallel_projects=projects)
-
-    setattr(TrackerOptions, "from_settings", classmethod(from_settings))  # noqa: B010
-
-
 def orjson_dumps_renderer(dumps: Any) -> Any:
     import structlog
 
@@ -86,15 +70,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.variants")
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--orjson", action="store_true")
-    parser.add_argument("--tracker-parallel", type=int, default=None)
     parser.add_argument("module", help="e.g. services.callback_gateway")
     args = parser.parse_args(argv)
     if args.uvloop:
         use_uvloop()
     if args.orjson:
         use_orjson()
-    if args.tracker_parallel is not None:
-        use_tracker_parallel(args.tracker_parallel)
     sys.argv = [args.module]
     runpy.run_module(args.module, run_name="__main__", alter_sys=True)
 

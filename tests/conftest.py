@@ -148,15 +148,20 @@ class RunningSandbox:
 
 
 @pytest.fixture
-async def vk_sandbox() -> AsyncIterator[RunningSandbox]:
+def sandbox_config() -> SandboxConfig:
+    """VK's callback retry schedule scaled down 1000× (10 s → 10 ms … 1 h → 3.6 s)."""
+    return SandboxConfig(retry_scale=0.001)
+
+
+@pytest.fixture
+async def vk_sandbox(sandbox_config: SandboxConfig) -> AsyncIterator[RunningSandbox]:
     """A fresh sandbox per test, served as ``python -m tools.vk_sandbox`` serves it.
 
     Unlike ``aiohttp.test_utils.TestServer`` (which cancels a handler whose client went
     away), a request keeps running after the client timed out — as on VK, where a
-    ``wall.post`` that timed out may still be published. VK's callback retry schedule
-    is scaled down 1000×.
+    ``wall.post`` that timed out may still be published.
     """
-    runner = web.AppRunner(init_sandbox(SandboxConfig(retry_scale=0.001)), access_log=None,
+    runner = web.AppRunner(init_sandbox(sandbox_config), access_log=None,
                            handle_signals=False)
     await runner.setup()
     port = free_port()
@@ -172,9 +177,3 @@ def vk_settings(settings: Settings, vk_sandbox: RunningSandbox) -> Settings:
     """The test's settings with VK played by the sandbox."""
     return settings.model_copy(update={"vk_api_url": vk_sandbox.api_url})
 
-
-# Not yet part of the default run (see the stop's note): the resilience suite's timing
-# check is not stable on a loaded 2-core machine, and the benchmark smoke test is new.
-# `RUN_ALL_SUITES=1 make test PYTEST_ARGS=tests/resilience` runs them; `make bench` runs the
-# benchmarks themselves.
-collect_ignore = [] if os.environ.get("RUN_ALL_SUITES") else ["resilience", "bench"]

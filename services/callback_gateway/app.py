@@ -6,7 +6,8 @@ VK's delivery contract drives every answer:
 * bad or missing secret       → 403, nothing published.
 * unknown community           → 200 ``ok`` and dropped (VK would retry forever).
 * any other event             → published with confirms, *then* 200 ``ok``.
-* broker down / no confirm    → 503 + ``Retry-After``: VK retries, nothing is lost.
+* broker down / no confirm    → 503 (+ ``Retry-After`` on the first try, see
+                                :mod:`.retry_after`): VK retries, nothing is lost.
 * malformed body              → 400; over the size limit → 413. Never a 500.
 """
 
@@ -25,6 +26,7 @@ from pymongo.errors import PyMongoError
 from services.callback_gateway import metrics
 from services.callback_gateway.parsing import CONFIRMATION, BadCallback, parse_callback
 from services.callback_gateway.projects import ProjectDirectory, ProjectKeys
+from services.callback_gateway.retry_after import retry_after_header
 from shared.broker import Broker, PublishFailed
 from shared.health import add_health_routes, dependencies_ready
 from shared.messages import CallbackEvent, new_correlation_id
@@ -39,10 +41,6 @@ SETTINGS = web.AppKey("settings", Settings)
 BROKER = web.AppKey("broker", Broker)
 DIRECTORY = web.AppKey("directory", ProjectDirectory)
 MONGO = web.AppKey("mongo", AsyncMongoClient[Document])
-
-# Seconds VK should wait before retrying an event we could not store.
-RETRY_AFTER_SECONDS = 5
-
 
 def plain(text: str, status: int = 200, **headers: str) -> web.Response:
     return web.Response(text=text, status=status, content_type="text/plain", charset="utf-8",
@@ -71,6 +69,8 @@ async def handle_callback(request: web.Request) -> web.Response:
         metrics.count(None, "malformed")
         return plain(f"bad request: {exc}", 400)
 
+    retry_header = request.headers.get("X-Retry-Counter", "")
+    retry_counter = int(retry_header) if retry_header.isdigit() else None
     correlation_id = new_correlation_id()
     bound = log.bind(correlation_id=correlation_id, group_id=callback.group_id,
                      event_type=callback.type, event_id=callback.event_id)
@@ -79,7 +79,7 @@ async def handle_callback(request: web.Request) -> web.Response:
     except PyMongoError as exc:
         bound.warning("project_lookup_failed", error=type(exc).__name__)
         metrics.count(callback.type, "unavailable")
-        return plain("temporarily unavailable", 503, **{"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return plain("temporarily unavailable", 503, **retry_after_header(retry_counter))
 
     if callback.type == CONFIRMATION:
         if project is None or not project.confirmation_code:
@@ -99,12 +99,11 @@ async def handle_callback(request: web.Request) -> web.Response:
         metrics.count(callback.type, "bad_secret")
         return plain("bad secret", 403)
 
-    retry_header = request.headers.get("X-Retry-Counter", "")
     event = CallbackEvent(
         correlation_id=correlation_id, type=callback.type, group_id=callback.group_id,
         event_id=callback.event_id, v=callback.v, object=callback.object,
         project_id=project.project_id, received_at=datetime.now(UTC),
-        retry_counter=int(retry_header) if retry_header.isdigit() else None,
+        retry_counter=retry_counter,
     )
     try:
         await request.app[BROKER].publish_callback(
@@ -112,7 +111,7 @@ async def handle_callback(request: web.Request) -> web.Response:
     except PublishFailed as exc:
         bound.warning("callback_not_stored", project_id=project.project_id, error=str(exc))
         metrics.count(callback.type, "unavailable")
-        return plain("temporarily unavailable", 503, **{"Retry-After": str(RETRY_AFTER_SECONDS)})
+        return plain("temporarily unavailable", 503, **retry_after_header(retry_counter))
     bound.info("callback_accepted", project_id=project.project_id,
                retry_counter=event.retry_counter)
     metrics.count(callback.type, "accepted")

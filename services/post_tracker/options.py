@@ -1,4 +1,4 @@
-"""The tracker's knobs: two from the settings, the rest sensible constants (tests shrink them)."""
+"""The tracker's knobs: four from the settings, the rest sensible constants (tests shrink them)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ class TrackerOptions:
     interval_seconds: float = 50.0
     # Not found on the wall this long after being handed to VK → possible_error.
     verify_timeout_seconds: float = 300.0
-    # Projects worked on at once by one tracker (each at its token's rate limit).
-    max_parallel_projects: int = 32
+    # Projects worked on at once by one tracker. Most of a project's time is spent
+    # waiting for its token's rate limiter, so many run at once (backlog benchmark).
+    max_parallel_projects: int = 128
     # While a backlog is sent, look at the wall after this many posts, so one wall.get
     # page still shows them all.
     verify_every_sent: int = 15
@@ -41,4 +42,6 @@ class TrackerOptions:
     def from_settings(cls, settings: Settings) -> TrackerOptions:
         return cls(interval_seconds=settings.tracker_interval_seconds,
                    verify_timeout_seconds=settings.tracker_verify_timeout_seconds,
+                   max_parallel_projects=settings.tracker_max_parallel_projects,
+                   lease_seconds=settings.tracker_lease_seconds,
                    stop_grace_seconds=settings.vk_timeout_seconds + 5.0)

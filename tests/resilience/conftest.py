@@ -27,6 +27,7 @@ from shared.settings import Settings
 from shared.topology import Topology
 from tests.conftest import delete_topology
 from tests.resilience.harness import LogBook, ServiceGroup
+from tools.vk_sandbox import SandboxConfig
 
 HERE = Path(__file__).resolve().parent
 LONG_ENV = "RESILIENCE_LONG"
@@ -74,6 +75,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                                      marks=[pytest.mark.long, pytest.mark.timeout(900)])])
 def mode(request: pytest.FixtureRequest) -> Mode:
     return Mode(long=bool(request.param))
+
+
+@pytest.fixture
+def sandbox_config() -> SandboxConfig:
+    """VK's callback retry schedule scaled down only 100× (10 s → 0.1 s … 1 h → 36 s; about
+    a minute in all after the gateway's first ``Retry-After: 5``), so that VK's patience
+    outlasts the outages these scenarios cause, as the real schedule (1 h 43 min) would."""
+    return SandboxConfig(retry_scale=0.01)
 
 
 @pytest.fixture(scope="session")

@@ -86,7 +86,9 @@ class TestConstantTimeSecretCheck:
         """Over HTTP, wrong secrets sharing 0 or all-but-one leading characters with the real
         one are answered in the same time. The two kinds are sent in adjacent pairs (in
         random order), so a loaded machine slows both alike; the median of the pairs'
-        differences must be within four standard errors of zero, plus 25 µs."""
+        differences must be within five standard errors of zero, plus 100 µs. Over HTTP
+        this catches a prefix-dependent code path (an extra lookup, a log line, an early
+        return), not a byte-wise compare's nanoseconds: the test below covers those."""
         pairs = mode.pick(400, 3000)
         stack = stack_settings(settings)
         secret = secrets.token_urlsafe(24)
@@ -122,7 +124,7 @@ class TestConstantTimeSecretCheck:
         figures.record(pairs=pairs, median_difference_us=round(center * 1e6, 2),
                        standard_error_us=round(standard_error * 1e6, 2),
                        robust_sigma_us=round(spread * 1e6, 1))
-        assert abs(center) <= 4 * standard_error + 25e-6, (center, standard_error)
+        assert abs(center) <= 5 * standard_error + 100e-6, (center, standard_error)
 
     def test_the_compare_itself_takes_as_long_for_any_mismatch_position(self) -> None:
         """In-process, with a 4 MiB secret: a candidate wrong in its first byte takes as long
