@@ -5,14 +5,19 @@ lease expiry and retry times, so replicas' clocks need not agree):
 
 1. Every event takes a **ticket**: ``requested += 1``. Once that write returns,
    the work is durable — the event's message can be acknowledged. Pending work
-   is simply ``requested > completed``.
+   is simply ``requested > completed``. Within a process, events of one key that
+   arrive while its ticket write is in flight share the next one (``requested +=
+   n``; :mod:`services.refresher.batching`), so a hot key costs one write per
+   round trip, not one per event.
 2. Whoever holds the **lease** (free or expired → anyone may take it) *drains*
    the key in **rounds**: a round covers every ticket issued before it started
    (``target = requested``); afterwards ``completed = target``, and the lease is
    released only if no ticket arrived meanwhile — otherwise another round runs.
    So any number of events during a refresh cost one more refresh, and none is
-   left unrefreshed. Rounds start at least ``min_round_interval`` apart, so a
-   long burst costs one refresh per interval, not one per event.
+   left unrefreshed. Rounds of a key start at least ``min_round_interval`` apart
+   (``round_started_at``, by MongoDB's clock), also across lease releases and
+   replicas, so a long burst costs one refresh per interval, not one per event
+   or per batch of events; an event on a quiet key is refreshed at once.
 3. Each round takes a new **fence** (``fence += 1``) that guards its snapshot
    write (:mod:`services.refresher.snapshot`): later rounds, by anyone, win.
 4. A refresh that fails transiently leaves the work pending with ``retry_at``
@@ -28,12 +33,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
 from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
+from services.refresher.batching import Batcher
 from shared.mongo import ContentType, Document
 from shared.retry import backoff_seconds
 
@@ -67,6 +74,7 @@ _CLAIMABLE: dict[str, Any] = {
 class Lease:
     key: RefreshKey
     token: str  # identifies this taking of the lease
+    first_round_delay: float = 0.0  # seconds until the key's next round may start
 
     @property
     def held(self) -> dict[str, Any]:
@@ -80,6 +88,15 @@ class Round:
     target: int  # tickets issued when the round started; all covered by it
     covered: int  # how many tickets this round covers
     correlation_id: str | None  # of the latest event it covers, for the logs
+
+
+def first_round_delay(last_round_started: datetime | None, now: datetime,
+                      min_round_interval: float) -> float:
+    """Seconds to wait before a new holder's first round, so rounds stay spaced."""
+    if last_round_started is None:
+        return 0.0
+    since = (now - last_round_started).total_seconds()
+    return min(min_round_interval, max(0.0, min_round_interval - since))
 
 
 class LeaseLost(Exception):
@@ -97,20 +114,36 @@ class RefreshCoordinator:
         self._min_round_interval = min_round_interval
         self._sweep_interval = sweep_interval
         self._draining: dict[RefreshKey, asyncio.Task[None]] = {}
+        self._tickets: Batcher[RefreshKey, str | None, int] = Batcher(self._take_tickets)
         self.rounds = 0
         self.coalesced = 0
 
     async def request(self, key: RefreshKey, correlation_id: str | None = None) -> int:
-        """Record that ``key`` needs a refresh (durably) and start draining it; the ticket."""
+        """Record that ``key`` needs a refresh (durably) and start draining it; the ticket.
+
+        Requests for one key that arrive while its ticket write is in flight share the
+        next write (``$inc: n``); each returns once the write covering it has returned.
+        """
+        return await self._tickets.submit(key, correlation_id)
+
+    async def _take_tickets(self, key: RefreshKey, correlation_ids: list[str | None]) -> list[int]:
+        """One write for ``n`` requests of ``key``; their tickets are the last ``n`` numbers."""
+        count = len(correlation_ids)
         state = await self._states.find_one_and_update(
             {"_id": key.id},
-            {"$inc": {"requested": 1}, "$set": {"correlation_id": correlation_id},
+            {"$inc": {"requested": count}, "$set": {"correlation_id": correlation_ids[-1]},
              "$setOnInsert": {"project_id": key.project_id, "content_type": key.content.value,
                               "completed": 0, "fence": 0, "retry_at": None, **_FREE}},
             upsert=True, return_document=ReturnDocument.AFTER)
         assert state is not None
         self.kick(key)
-        return int(state["requested"])
+        last = int(state["requested"])
+        return list(range(last - count + 1, last + 1))
+
+    @property
+    def ticket_writes(self) -> int:
+        """How many ticket writes this process made (fewer than requests under load)."""
+        return self._tickets.writes
 
     def kick(self, key: RefreshKey) -> None:
         """Drain ``key`` in the background unless this process is already doing so."""
@@ -161,13 +194,21 @@ class RefreshCoordinator:
         state = await self._states.find_one_and_update(
             {"_id": key.id, **_CLAIMABLE},
             [{"$set": {"lease_owner": self._owner, "lease_token": token,
-                       "lease_until": {"$add": ["$$NOW", self._lease_ms]}}}])
-        return None if state is None else Lease(key, token)
+                       "lease_until": {"$add": ["$$NOW", self._lease_ms]}}}],
+            return_document=ReturnDocument.AFTER)
+        if state is None:
+            return None
+        now = state["lease_until"] - timedelta(milliseconds=self._lease_ms)  # MongoDB's $$NOW
+        return Lease(key, token, first_round_delay(state.get("round_started_at"), now,
+                                                   self._min_round_interval))
 
     async def _run_rounds(self, lease: Lease) -> None:
         heartbeat = asyncio.create_task(self._keep_alive(lease))
         try:
+            delay = lease.first_round_delay
             while True:
+                # Not too often: events meanwhile are covered by this round.
+                await asyncio.sleep(delay)
                 started = time.monotonic()
                 current = await self._start_round(lease)
                 try:
@@ -181,8 +222,8 @@ class RefreshCoordinator:
                 self.coalesced += max(0, current.covered - 1)
                 if await self._finish_round(lease, current.target):
                     return
-                # More events came during the round: refresh again, but not too often.
-                await asyncio.sleep(max(0.0, started + self._min_round_interval - time.monotonic()))
+                # More events came during the round: refresh again.
+                delay = max(0.0, started + self._min_round_interval - time.monotonic())
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._states.update_one(lease.held, {"$set": _FREE})
@@ -194,7 +235,8 @@ class RefreshCoordinator:
 
     async def _start_round(self, lease: Lease) -> Round:
         before = await self._states.find_one_and_update(
-            lease.held, {"$inc": {"fence": 1}}, return_document=ReturnDocument.AFTER)
+            lease.held, [{"$set": {"fence": {"$add": ["$fence", 1]}, "round_started_at": "$$NOW"}}],
+            return_document=ReturnDocument.AFTER)
         if before is None:
             raise LeaseLost(lease.key.id)
         target = int(before["requested"])

@@ -12,10 +12,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from pymongo.asynchronous.collection import AsyncCollection
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 
+from services.refresher.batching import Batcher
 from shared.messages import CallbackEvent
 from shared.mongo import Document
+
+DUPLICATE_KEY = 11000  # MongoDB's error code
 
 
 def event_key(event: CallbackEvent) -> str | None:
@@ -23,19 +26,43 @@ def event_key(event: CallbackEvent) -> str | None:
 
 
 class EventLedger:
+    """Claims are written in batches: those arriving while one insert is in flight go
+    together into the next ``insert_many`` (:mod:`services.refresher.batching`)."""
+
     def __init__(self, processed: AsyncCollection[Document]) -> None:
         self._processed = processed
+        self._claims: Batcher[None, CallbackEvent, bool] = Batcher(self._claim_batch)
+
+    @property
+    def claim_writes(self) -> int:
+        """How many claim inserts this process made (fewer than claims under load)."""
+        return self._claims.writes
 
     async def claim(self, event: CallbackEvent) -> bool:
         """True if this message should do the work; False for a duplicate."""
-        key = event_key(event)
-        if key is None:
+        if event_key(event) is None:
             return True
+        return await self._claims.submit(None, event)
+
+    async def _claim_batch(self, _: None, events: list[CallbackEvent]) -> list[bool]:
+        seen_at = datetime.now(UTC)
+        documents = [{"_id": event_key(event), "claimed_by": event.correlation_id,
+                      "seen_at": seen_at} for event in events]
         try:
-            await self._processed.insert_one({
-                "_id": key, "claimed_by": event.correlation_id, "seen_at": datetime.now(UTC),
-            })
-            return True
-        except DuplicateKeyError:
-            existing = await self._processed.find_one({"_id": key}, projection={"claimed_by": 1})
-            return existing is not None and existing.get("claimed_by") == event.correlation_id
+            await self._processed.insert_many(documents, ordered=False)
+            return [True] * len(events)
+        except BulkWriteError as exc:
+            # Unordered: every other document was inserted. Only "already claimed"
+            # errors are an answer; anything else fails the whole batch (retried).
+            errors = exc.details.get("writeErrors", [])
+            if exc.details.get("writeConcernErrors") or any(
+                    error["code"] != DUPLICATE_KEY for error in errors):
+                raise
+            taken = {int(error["index"]) for error in errors}
+        # Taken before: a redelivery of the claiming message (same correlation id) may
+        # carry on, any other copy is a duplicate.
+        owners = {document["_id"]: document.get("claimed_by") async for document in
+                  self._processed.find({"_id": {"$in": [documents[i]["_id"] for i in taken]}},
+                                       projection={"claimed_by": 1})}
+        return [index not in taken or owners.get(document["_id"]) == event.correlation_id
+                for index, (document, event) in enumerate(zip(documents, events, strict=True))]

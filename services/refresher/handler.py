@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,9 +61,9 @@ class RefreshHandler:
             bound.info("duplicate_event_dropped")
             return
         # The gateway found the project a moment ago; the refresh itself checks again.
-        for content in sorted(contents):
-            await self._coordinator.request(RefreshKey(event.project_id, content),
-                                            event.correlation_id)
+        await asyncio.gather(*(
+            self._coordinator.request(RefreshKey(event.project_id, content), event.correlation_id)
+            for content in sorted(contents)))
         metrics.EVENTS.labels(outcome="queued").inc()
         bound.info("refresh_requested", content_types=sorted(c.value for c in contents))
 

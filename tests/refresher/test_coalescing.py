@@ -1,12 +1,20 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 
-from services.refresher.coalescing import RefreshCoordinator, RefreshKey, Round
+from services.refresher.coalescing import (
+    RefreshCoordinator,
+    RefreshKey,
+    Round,
+    first_round_delay,
+)
 from shared.mongo import REFRESH_STATE, ContentType, Document
 from tests.waiting import eventually
 
@@ -20,6 +28,7 @@ class RecordingRefresh:
         self.duration = duration
         self.failures = failures
         self.fences: list[int] = []
+        self.started: list[float] = []  # event-loop time of each run's start
         self.running = 0
         self.max_parallel = 0
         self.gate: asyncio.Event | None = None
@@ -30,6 +39,7 @@ class RecordingRefresh:
 
     async def __call__(self, key: RefreshKey, refresh_round: Round) -> None:
         fence = refresh_round.fence
+        self.started.append(asyncio.get_running_loop().time())
         self.running += 1
         self.max_parallel = max(self.max_parallel, self.running)
         try:
@@ -115,6 +125,21 @@ class TestRefreshCoordinator:
         await settled(coordinator, ticket)
         assert 3 <= refresh.runs <= 6
 
+    async def test_rounds_stay_spaced_when_the_lease_is_released_between_events(
+            self, make: Factory) -> None:
+        """Events a little apart, each after the previous round ended and let the lease go,
+        on two replicas in turn: rounds still start an interval apart, not one per event."""
+        refresh = RecordingRefresh(duration=0.01)
+        replicas = [make(refresh, "a", interval=0.3), make(refresh, "b", interval=0.3)]
+        ticket = 0
+        for index in range(12):
+            ticket = await replicas[index % 2].request(KEY)
+            await asyncio.sleep(0.1)
+        await settled(replicas[0], ticket)
+        gaps = [later - earlier for earlier, later in itertools.pairwise(refresh.started)]
+        assert refresh.runs <= 6, refresh.started
+        assert min(gaps) >= 0.3 - 0.03, gaps  # MongoDB's clock against the loop's
+
     async def test_dead_holder_is_replaced_by_the_sweeper(self, make: Factory,
                                                           db: AsyncDatabase[Document]) -> None:
         """Work whose lease holder vanished is picked up once the lease expires."""
@@ -153,3 +178,71 @@ class TestRefreshCoordinator:
         state = await db[REFRESH_STATE].find_one({"_id": KEY.id})
         assert state is not None and state["failures"] == 0
         assert refresh.runs == 1
+
+
+class TestTicketBatching:
+    async def test_concurrent_requests_share_writes_and_each_ticket_is_durable(
+        self, make: Factory, db: AsyncDatabase[Document]
+    ) -> None:
+        """100 requests for one key take fewer writes; each returns after its ticket is stored."""
+        refresh = RecordingRefresh()
+        coordinator = make(refresh)
+
+        async def request_and_check(n: int) -> int:
+            ticket = await coordinator.request(KEY, f"corr-{n}")
+            state = await db[REFRESH_STATE].find_one({"_id": KEY.id})
+            assert state is not None and state["requested"] >= ticket  # durable on return
+            return ticket
+
+        tickets = await asyncio.gather(*(request_and_check(n) for n in range(100)))
+        assert sorted(tickets) == list(range(1, 101))
+        assert 1 <= coordinator.ticket_writes < 100
+        await settled(coordinator, 100)
+        assert 1 <= refresh.runs <= 3
+
+    async def test_keys_are_batched_separately_and_counted_exactly(
+        self, make: Factory, db: AsyncDatabase[Document]
+    ) -> None:
+        """Interleaved requests for three keys: each key's `requested` is exactly its requests."""
+        coordinator = make(RecordingRefresh())
+        keys = [RefreshKey("p", content) for content in ContentType]
+        for _ in range(5):  # several waves of requests at once
+            await asyncio.gather(*(coordinator.request(keys[n % 3]) for n in range(30)))
+        assert coordinator.ticket_writes < 150
+        for key in keys:
+            state = await db[REFRESH_STATE].find_one({"_id": key.id})
+            assert state is not None and state["requested"] == 50
+
+    async def test_a_failed_ticket_write_fails_every_waiter(
+        self, make: Factory, db: AsyncDatabase[Document]
+    ) -> None:
+        """MongoDB refusing the batched `$inc` reaches every request (their messages are retried)."""
+        await db[REFRESH_STATE].insert_one({"_id": KEY.id, "requested": "not a number"})
+        coordinator = make(RecordingRefresh())
+        outcomes = await asyncio.gather(*(coordinator.request(KEY) for _ in range(30)),
+                                        return_exceptions=True)
+        assert all(isinstance(outcome, OperationFailure) for outcome in outcomes)
+        assert coordinator.ticket_writes < 30
+        await db[REFRESH_STATE].update_one({"_id": KEY.id}, {"$set": {"requested": 0}})
+        assert await coordinator.request(KEY) == 1  # the next write is a fresh one
+
+
+class TestFirstRoundDelay:
+    NOW = datetime(2026, 11, 27, 12, 0, 0)
+
+    def test_a_key_never_refreshed_starts_at_once(self) -> None:
+        """No previous round: no wait."""
+        assert first_round_delay(None, self.NOW, 0.5) == 0.0
+
+    def test_a_recent_round_makes_the_next_wait_for_the_rest_of_the_interval(self) -> None:
+        """A round 0.2 s ago with a 0.5-s interval: wait 0.3 s."""
+        last = self.NOW - timedelta(seconds=0.2)
+        assert first_round_delay(last, self.NOW, 0.5) == pytest.approx(0.3)
+
+    def test_an_old_round_does_not_delay(self) -> None:
+        """A round longer ago than the interval: no wait."""
+        assert first_round_delay(self.NOW - timedelta(seconds=5), self.NOW, 0.5) == 0.0
+
+    def test_a_round_stamped_in_the_future_waits_at_most_one_interval(self) -> None:
+        """Clock skew between a stamp and now never makes a key wait longer than the interval."""
+        assert first_round_delay(self.NOW + timedelta(seconds=9), self.NOW, 0.5) == 0.5
