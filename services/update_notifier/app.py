@@ -12,7 +12,8 @@ from aiohttp import web
 from services.update_notifier.dashboard import setup_dashboard
 from services.update_notifier.errors import json_errors
 from services.update_notifier.fanout import DEFAULT_BOUND, Fanout, keepalive
-from services.update_notifier.keys import BROKER, FANOUT, SETTINGS, UPDATE_LOG
+from services.update_notifier.head import DEFAULT_HEAD_ENTRIES, HeadWindow
+from services.update_notifier.keys import BROKER, FANOUT, HEAD, SETTINGS, UPDATE_LOG
 from services.update_notifier.payloads import MAX_BODY_BYTES
 from services.update_notifier.recorder import recorder
 from services.update_notifier.sse import KEEPALIVE, update_frame
@@ -35,16 +36,19 @@ CleanupContext = Callable[[web.Application], AsyncIterator[None]]
 
 def init_app(settings: Settings, *, broker: Broker | None = None,
              keepalive_seconds: float = KEEPALIVE_SECONDS,
-             stream_queue_bound: int = DEFAULT_BOUND) -> web.Application:
+             stream_queue_bound: int = DEFAULT_BOUND,
+             head_entries: int = DEFAULT_HEAD_ENTRIES) -> web.Application:
     """The notifier application; nothing is opened until it starts.
 
     Given a (connected) ``broker``, the application also consumes ``ProjectUpdated``
     from the notifier queue into the log while it runs, and ``/readyz`` checks the
     broker connection. Without one it only serves the log (tests, read-only replicas).
+    ``head_entries``: how many of the latest seqs cursor polls are answered from memory.
     """
     app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY_BYTES)
     app[SETTINGS] = settings
     app[FANOUT] = Fanout(stream_queue_bound)
+    app[HEAD] = HeadWindow(head_entries)
     app.cleanup_ctx.append(open_update_log)
     app.cleanup_ctx.append(live_updates(keepalive_seconds))
     if broker is not None:
@@ -75,10 +79,10 @@ async def open_update_log(app: web.Application) -> AsyncIterator[None]:
 
 
 def live_updates(keepalive_seconds: float) -> CleanupContext:
-    """Follow the log (one change stream) into the fan-out, and tick keepalives."""
+    """Follow the log (one change stream) into the head window and the fan-out; tick keepalives."""
 
     async def follow(app: web.Application) -> AsyncIterator[None]:
-        update_log, fanout = app[UPDATE_LOG], app[FANOUT]
+        update_log, fanout, head = app[UPDATE_LOG], app[FANOUT], app[HEAD]
 
         def announce(entry: Entry) -> None:
             log.info("project_updated", project_id=entry.project_id, seq=entry.seq,
@@ -88,7 +92,7 @@ def live_updates(keepalive_seconds: float) -> CleanupContext:
         # Read before serving: every stream starts at or after this position, so the
         # follower covers all of them.
         start = await update_log.latest_seq()
-        tasks = [asyncio.create_task(follow_log(update_log, announce, after=start)),
+        tasks = [asyncio.create_task(follow_log(update_log, announce, after=start, head=head)),
                  asyncio.create_task(keepalive(fanout, KEEPALIVE, keepalive_seconds))]
         yield
         for task in tasks:

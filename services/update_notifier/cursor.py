@@ -14,7 +14,7 @@ to be able to continue.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 
 CURSOR_VERSION = "v1"
@@ -90,3 +90,33 @@ def legacy_range(previous: int | None, latest: int) -> tuple[int, int] | None:
     if latest <= low:
         return None
     return low, latest
+
+
+def head_span(after: int, *, base: int, tail: int, limit: int) -> range | None:
+    """The seqs a poll at ``after`` reads from an in-memory head, or None if it cannot answer.
+
+    The head knows every seq in ``(base, tail]``: each is an entry or a hole. It answers a
+    reader at ``after`` when ``base <= after <= tail``: the reader then gets the first
+    ``limit`` seqs after its cursor, up to ``tail`` (an empty range at the tail). A cursor
+    before ``base`` (older than the head) or after ``tail`` (ahead of what this process has
+    followed, e.g. issued by another replica) is for the log in MongoDB to answer.
+    """
+    if limit < 1:
+        raise ValueError(f"a poll reads at least one entry, got limit {limit}")
+    if not base <= after <= tail:
+        return None
+    return range(after + 1, min(tail, after + limit) + 1)
+
+
+def first_appearances(project_ids: Iterable[str | None]) -> list[str] | None:
+    """The distinct project ids in order of first appearance; None at the first hole (None).
+
+    A hole (an expired or removed entry) inside what a reader asks for is not the head's
+    to judge (resync or not depends on the whole retained log): the log answers.
+    """
+    seen: dict[str, None] = {}
+    for project_id in project_ids:
+        if project_id is None:
+            return None
+        seen[project_id] = None
+    return list(seen)

@@ -5,12 +5,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.update_notifier.fanout import Fanout
+from services.update_notifier.head import HeadWindow
 from services.update_notifier.update_log import UpdateLog
 from shared.broker import Broker
 from shared.settings import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
 FANOUT = web.AppKey("fanout", Fanout)
+# The latest entries of the log in memory, kept by the log tailer (answers cursor polls).
+HEAD = web.AppKey("head", HeadWindow)
 # Set while the application runs (a cleanup context opens MongoDB).
 UPDATE_LOG = web.AppKey("update_log", UpdateLog)
 # Set only when the application was given a broker: it then consumes, and /readyz checks it.

@@ -1,8 +1,10 @@
 """Answers to ``getUpdates`` polls, read from the update log.
 
 Cursor mode: "which projects changed after my cursor" (each entry reported once
-per cursor chain, whichever replica answers). Legacy mode: "which projects
-changed since anyone last asked", through one shared cursor stored in MongoDB.
+per cursor chain, whichever replica answers); near the head of the log answered
+from the process's :class:`~services.update_notifier.head.HeadWindow`, with the
+same answer the log would give. Legacy mode: "which projects changed since anyone
+last asked", through one shared cursor stored in MongoDB.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.update_notifier.cursor import Verdict, classify, has_gap, legacy_range
+from services.update_notifier.head import HeadWindow
 from services.update_notifier.update_log import UpdateLog
 
 # A cursor far behind gets the projects of this many entries per poll, and the rest
@@ -28,9 +31,14 @@ class Poll:
     resync: bool = False
 
 
-async def poll_after(update_log: UpdateLog, after: int,
-                     limit: int = MAX_ENTRIES_PER_POLL) -> Poll:
-    """Projects with an entry after seq ``after`` (first appearance order) and the new cursor."""
+async def poll_after(update_log: UpdateLog, after: int, limit: int = MAX_ENTRIES_PER_POLL,
+                     head: HeadWindow | None = None) -> Poll:
+    """Projects with an entry after seq ``after`` (first appearance order) and the new cursor.
+
+    From ``head`` when it can answer (no I/O), else from the log: three reads.
+    """
+    if head is not None and (near := head.answer(after, limit)) is not None:
+        return Poll(near.project_ids, near.cursor)
     latest = await update_log.latest_seq()
     oldest = await update_log.oldest_seq() if after < latest else None
     verdict = classify(after, oldest=oldest, latest=latest)

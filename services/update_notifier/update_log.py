@@ -196,9 +196,10 @@ class UpdateLog:
         )
         return int(before["seq"]) if before else None
 
-    async def watch_inserts(self) -> AsyncCollectionChangeStream[Document]:
-        """A change stream of new entries, starting now."""
-        return await self.entries.watch([{"$match": {"operationType": "insert"}}])
+    async def watch_changes(self) -> AsyncCollectionChangeStream[Document]:
+        """A change stream of new entries and of deleted ones (TTL, operators), starting now."""
+        return await self.entries.watch(
+            [{"$match": {"operationType": {"$in": ["insert", "delete"]}}}])
 
     async def ping(self) -> None:
         await self._db.command("ping")

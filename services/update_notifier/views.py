@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from aiohttp import web
 
 from services.update_notifier.auth import is_authorized, presented_token
 from services.update_notifier.cursor import format_cursor
 from services.update_notifier.errors import ApiError
-from services.update_notifier.keys import BROKER, SETTINGS, UPDATE_LOG
+from services.update_notifier.keys import BROKER, HEAD, SETTINGS, UPDATE_LOG
 from services.update_notifier.payloads import (
     MAX_BODY_BYTES,
     BadRequest,
@@ -60,14 +61,16 @@ async def get_updates(request: web.Request) -> web.Response:
             return web.json_response({"updatedProjectIds": [], "cursor": format_cursor(latest)})
         case Resume(after=after):
             try:
-                poll = await poll_after(update_log, after)
+                poll = await poll_after(update_log, after, head=request.app[HEAD])
             except CursorAhead as exc:
                 raise ApiError(400, str(exc)) from None
             answer: dict[str, object] = {"updatedProjectIds": poll.project_ids,
                                          "cursor": format_cursor(poll.cursor)}
             if poll.resync:
                 answer["resync"] = True
-            return web.json_response(answer)
+            # What web.json_response sends, without its detour through str.
+            return web.Response(body=json.dumps(answer).encode(), content_type="application/json",
+                                charset="utf-8")
 
 
 def ready_check(app: web.Application) -> ReadyCheck:

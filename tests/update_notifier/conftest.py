@@ -13,6 +13,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.update_notifier.app import init_app
 from services.update_notifier.fanout import DEFAULT_BOUND
+from services.update_notifier.head import DEFAULT_HEAD_ENTRIES, HeadWindow
+from services.update_notifier.keys import HEAD
 from shared.broker import Broker
 from shared.messages import ProjectUpdated
 from shared.mongo import PROJECT_UPDATES, ContentType, Document
@@ -37,11 +39,26 @@ class Notifier:
         answer: dict[str, Any] = await response.json()
         return answer
 
+    @property
+    def head(self) -> HeadWindow:
+        """The application's in-memory head of the log (answers cursor polls near it)."""
+        return self.app[HEAD]
+
+    async def followed(self, seq: int, timeout: float = 10) -> None:
+        """Wait until this notifier's tailer has followed the log up to ``seq``: its cursor
+        polls answer from memory up to there (they may lag the log by the stream's delay)."""
+
+        async def there() -> bool:
+            return self.head.live and self.head.tail >= seq
+
+        await eventually(there, timeout=timeout, what=f"the notifier following the log to {seq}")
+
 
 class StartNotifier(Protocol):
     def __call__(self, *, broker: Broker | None = None, settings: Settings = ...,
                  keepalive_seconds: float = 15.0,
-                 stream_queue_bound: int = DEFAULT_BOUND) -> Awaitable[Notifier]: ...
+                 stream_queue_bound: int = DEFAULT_BOUND,
+                 head_entries: int = DEFAULT_HEAD_ENTRIES) -> Awaitable[Notifier]: ...
 
 
 @pytest.fixture
@@ -52,9 +69,10 @@ async def start_notifier(settings: Settings, db: AsyncDatabase[Document]
 
     async def start(*, broker: Broker | None = None, settings: Settings = settings,
                     keepalive_seconds: float = 15.0,
-                    stream_queue_bound: int = DEFAULT_BOUND) -> Notifier:
+                    stream_queue_bound: int = DEFAULT_BOUND,
+                    head_entries: int = DEFAULT_HEAD_ENTRIES) -> Notifier:
         app = init_app(settings, broker=broker, keepalive_seconds=keepalive_seconds,
-                       stream_queue_bound=stream_queue_bound)
+                       stream_queue_bound=stream_queue_bound, head_entries=head_entries)
         client: Client = TestClient(TestServer(app, host="127.0.0.1"))
         await client.start_server()
         started.append(client)
@@ -78,10 +96,14 @@ async def publish(broker: Broker, project_ids: Sequence[str]) -> list[ProjectUpd
     return sent
 
 
-async def logged(db: AsyncDatabase[Document], count: int, timeout: float = 10) -> None:
-    """Wait until the update log holds ``count`` entries."""
+async def logged(db: AsyncDatabase[Document], count: int, *followers: Notifier,
+                 timeout: float = 10) -> None:
+    """Wait until the update log holds ``count`` entries (seqs 1 to ``count``), and each of
+    ``followers`` has followed them."""
 
     async def enough() -> bool:
         return await db[PROJECT_UPDATES].count_documents({}) >= count
 
     await eventually(enough, timeout=timeout, what=f"{count} entries in the update log")
+    for follower in followers:
+        await follower.followed(count, timeout=timeout)

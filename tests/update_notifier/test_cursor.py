@@ -6,8 +6,10 @@ from services.update_notifier.cursor import (
     InvalidCursor,
     Verdict,
     classify,
+    first_appearances,
     format_cursor,
     has_gap,
+    head_span,
     legacy_range,
     parse_cursor,
 )
@@ -105,3 +107,47 @@ class TestLegacyRange:
     def test_cursor_moved_past_us_by_another_replica_reports_nothing(self) -> None:
         """Another replica already reported up to a newer position."""
         assert legacy_range(12, 10) is None
+
+
+class TestHeadSpan:
+    def test_a_cursor_inside_the_head_reads_up_to_the_tail(self) -> None:
+        """Between base and tail (both included), the span is every seq after the cursor."""
+        assert head_span(7, base=5, tail=10, limit=100) == range(8, 11)
+        assert head_span(5, base=5, tail=10, limit=100) == range(6, 11)
+
+    def test_a_cursor_at_the_tail_reads_nothing(self) -> None:
+        """Nothing new: an empty span, so the answer keeps the cursor."""
+        assert head_span(10, base=5, tail=10, limit=100) == range(11, 11)
+        assert head_span(0, base=0, tail=0, limit=100) == range(1, 1)
+
+    def test_the_limit_caps_the_span(self) -> None:
+        """A reader far behind gets ``limit`` entries per poll, like from the log."""
+        assert head_span(5, base=0, tail=100, limit=3) == range(6, 9)
+
+    def test_a_cursor_older_than_the_head_is_not_its_to_answer(self) -> None:
+        """Before ``base`` the head does not know what the log holds."""
+        assert head_span(4, base=5, tail=10, limit=100) is None
+
+    def test_a_cursor_ahead_of_the_tail_is_not_its_to_answer(self) -> None:
+        """Issued by a replica that followed further: the log answers, never "nothing new"."""
+        assert head_span(11, base=5, tail=10, limit=100) is None
+
+    def test_refuses_a_limit_below_one(self) -> None:
+        """A poll that may read nothing would never move a cursor that is behind."""
+        with pytest.raises(ValueError):
+            head_span(5, base=0, tail=10, limit=0)
+
+
+class TestFirstAppearances:
+    def test_distinct_in_order_of_first_appearance(self) -> None:
+        """Like the log's answer: each project once, where it first appears."""
+        assert first_appearances(["p2", "p1", "p2", "p3", "p1"]) == ["p2", "p1", "p3"]
+
+    def test_nothing_is_an_empty_answer(self) -> None:
+        """An empty span answers an empty list (not None)."""
+        assert first_appearances([]) == []
+
+    def test_a_hole_means_no_answer(self) -> None:
+        """An expired or removed entry: resync or not is for the log to judge."""
+        assert first_appearances(["p1", None, "p2"]) is None
+        assert first_appearances([None]) is None

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -9,11 +11,25 @@ from pymongo.asynchronous.database import AsyncDatabase
 from structlog.testing import capture_logs
 
 from services.update_notifier.app import init_app
+from services.update_notifier.cursor import format_cursor
+from services.update_notifier.polling import poll_after
+from services.update_notifier.update_log import UpdateLog
 from shared.broker import Broker
 from shared.mongo import PROJECT_UPDATES, Document
 from shared.settings import Settings
 from shared.topology import Topology
-from tests.update_notifier.conftest import StartNotifier, logged, publish
+from tests.update_notifier.conftest import Notifier, StartNotifier, logged, publish, update
+from tests.waiting import eventually
+
+
+async def answers(notifier: Notifier, body: object, expected: dict[str, Any]) -> None:
+    """Poll until the answer is ``expected``: the notifier follows the log (deletions
+    included) through its change stream, a moment after MongoDB has it."""
+
+    async def right() -> bool:
+        return await notifier.poll(body) == expected
+
+    await eventually(right, what=f"{expected} for {body}")
 
 
 class TestLegacyMode:
@@ -57,7 +73,7 @@ class TestCursorMode:
         assert start == {"updatedProjectIds": [], "cursor": "v1.1"}
         assert await notifier.poll({"cursor": ""}) == start
         await publish(broker, ["p1", "p2", "p1"])
-        await logged(db, 4)
+        await logged(db, 4, notifier)
         assert await notifier.poll({"cursor": "v1.1"}) == {"updatedProjectIds": ["p1", "p2"],
                                                            "cursor": "v1.4"}
         assert await notifier.poll({"cursor": "v1.4"}) == {"updatedProjectIds": [], "cursor": "v1.4"}
@@ -70,12 +86,12 @@ class TestCursorMode:
         tab_a = (await notifier.poll({"cursor": None}))["cursor"]
         tab_b = (await notifier.poll({"cursor": None}))["cursor"]
         await publish(broker, ["p1"])
-        await logged(db, 1)
+        await logged(db, 1, notifier)
         first_a = await notifier.poll({"cursor": tab_a})
         assert first_a["updatedProjectIds"] == ["p1"]
         await notifier.poll()  # a legacy client clears only its own shared set
         await publish(broker, ["p2"])
-        await logged(db, 2)
+        await logged(db, 2, notifier)
         assert (await notifier.poll({"cursor": tab_b}))["updatedProjectIds"] == ["p1", "p2"]
         assert (await notifier.poll({"cursor": first_a["cursor"]}))["updatedProjectIds"] == ["p2"]
 
@@ -92,13 +108,74 @@ class TestCursorMode:
                 answer = await notifiers[(batch + turn) % 2].poll({"cursor": cursor})
                 seen.extend(answer["updatedProjectIds"])
                 cursor = answer["cursor"]
-        await logged(db, 20)
+        await logged(db, 20, *notifiers)
         for notifier in notifiers:
             answer = await notifier.poll({"cursor": cursor})
             seen.extend(answer["updatedProjectIds"])
             cursor = answer["cursor"]
         assert sorted(seen) == sorted(f"p{batch}-{index}" for batch in range(5) for index in range(4))
         assert cursor == "v1.20"
+
+
+class TestCursorModeFromMemory:
+    async def test_polls_near_the_head_are_answered_from_memory_as_the_log_answers(
+        self, db: AsyncDatabase[Document], start_notifier: StartNotifier
+    ) -> None:
+        """A notifier started on a log of 12 keeps the latest 8 seqs: cursors 4–12 are
+        answered from memory, older ones and one ahead of the log from MongoDB — every
+        answer what the log alone gives."""
+        update_log = UpdateLog(db)
+        await update_log.prepare()
+        for seq in range(1, 13):
+            await update_log.append(update(f"p{seq % 5}"))
+        notifier = await start_notifier(head_entries=8)
+        await notifier.followed(12)
+        for after in range(13):
+            poll = await poll_after(update_log, after)  # the log alone
+            assert not poll.resync
+            assert await notifier.poll({"cursor": format_cursor(after)}) == {
+                "updatedProjectIds": poll.project_ids, "cursor": format_cursor(poll.cursor)}
+        assert (notifier.head.hits, notifier.head.fallbacks) == (9, 4)
+        response = await notifier.client.post("/api/getUpdates", json={"cursor": "v1.13"})
+        assert (response.status, await response.json()) == (
+            400, {"error": "cursor is ahead of the update log"})
+        assert notifier.head.fallbacks == 5
+
+    async def test_a_chain_over_two_replicas_gets_every_entry_exactly_once(
+        self, broker: Broker, db: AsyncDatabase[Document], start_notifier: StartNotifier
+    ) -> None:
+        """Both replicas consume and answer from memory while updates keep coming; a client
+        alternating between them (so its cursor is often ahead of one replica's tail) gets
+        each of 60 updates in exactly one poll, and its cursor never goes back."""
+        notifiers = [await start_notifier(broker=broker), await start_notifier(broker=broker)]
+        cursor = (await notifiers[0].poll({"cursor": None}))["cursor"]
+        sent = [f"p{index}" for index in range(60)]
+
+        async def publishing() -> None:
+            for start in range(0, len(sent), 3):
+                await publish(broker, sent[start:start + 3])
+                await asyncio.sleep(0.02)
+
+        publisher = asyncio.create_task(publishing())
+        seen: list[str] = []
+        cursors = [int(cursor.removeprefix("v1."))]
+        async with asyncio.timeout(30):
+            polls = 0
+            while len(seen) < len(sent):
+                answer = await notifiers[polls % 2].poll({"cursor": cursor})
+                assert "resync" not in answer
+                seen.extend(answer["updatedProjectIds"])
+                cursor = answer["cursor"]
+                cursors.append(int(cursor.removeprefix("v1.")))
+                polls += 1
+        await publisher
+        await logged(db, 60, *notifiers)
+        for notifier in notifiers:
+            assert await notifier.poll({"cursor": cursor}) == {"updatedProjectIds": [],
+                                                               "cursor": "v1.60"}
+            assert notifier.head.hits > 0
+        assert sorted(seen) == sorted(sent)  # each exactly once
+        assert cursors == sorted(cursors)
 
 
 class TestResync:
@@ -109,15 +186,17 @@ class TestResync:
         notifier = await start_notifier(broker=broker)
         cursor = (await notifier.poll({"cursor": None}))["cursor"]
         await publish(broker, ["p1", "p2", "p3"])
-        await logged(db, 3)
+        await logged(db, 3, notifier)
         await db[PROJECT_UPDATES].delete_one({"_id": 1})  # as the TTL monitor would
-        assert await notifier.poll({"cursor": cursor}) == {
-            "updatedProjectIds": [], "resync": True, "cursor": "v1.3"}
+        # The notifier follows deletions too, a moment later (its change stream).
+        await answers(notifier, {"cursor": cursor},
+                      {"updatedProjectIds": [], "resync": True, "cursor": "v1.3"})
         # A cursor whose next entry is still there carries on.
         assert await notifier.poll({"cursor": "v1.1"}) == {"updatedProjectIds": ["p2", "p3"],
                                                            "cursor": "v1.3"}
         await db[PROJECT_UPDATES].delete_many({})
-        assert (await notifier.poll({"cursor": "v1.2"}))["resync"] is True
+        await answers(notifier, {"cursor": "v1.2"},
+                      {"updatedProjectIds": [], "resync": True, "cursor": "v1.3"})
 
     async def test_a_hole_in_the_log_is_a_resync_too(
         self, broker: Broker, db: AsyncDatabase[Document], start_notifier: StartNotifier
@@ -125,9 +204,10 @@ class TestResync:
         """An entry removed out of order (clock skew, an operator) is not skipped silently."""
         notifier = await start_notifier(broker=broker)
         await publish(broker, ["p1", "p2", "p3"])
-        await logged(db, 3)
+        await logged(db, 3, notifier)
         await db[PROJECT_UPDATES].delete_one({"_id": 2})
-        assert (await notifier.poll({"cursor": "v1.1"}))["resync"] is True
+        await answers(notifier, {"cursor": "v1.1"},
+                      {"updatedProjectIds": [], "resync": True, "cursor": "v1.3"})
 
 
 class TestBadInput:
