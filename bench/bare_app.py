@@ -16,6 +16,8 @@ import signal
 
 from aiohttp import web
 
+from shared.service import LISTEN_BACKLOG
+
 
 async def answer_ok(request: web.Request) -> web.Response:
     await request.read()
@@ -36,7 +38,7 @@ def init_app() -> web.Application:
 async def serve(host: str, port: int) -> None:
     runner = web.AppRunner(init_app(), access_log=None, handle_signals=False)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    await web.TCPSite(runner, host, port, backlog=LISTEN_BACKLOG).start()  # as the services
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -18,6 +18,11 @@ from shared.settings import Settings, load_settings
 
 Lifespan = Callable[[Settings], AbstractAsyncContextManager[None]]
 
+# Listen backlog of the HTTP services (aiohttp's default is 128). VK and browsers open
+# connections in bursts (thousands of SSE clients reconnecting after a deploy); a full
+# accept queue drops SYNs, and the client's retransmit comes a whole second later.
+LISTEN_BACKLOG = 1024
+
 log = structlog.get_logger(__name__)
 
 

@@ -32,6 +32,7 @@ from shared.health import add_health_routes, dependencies_ready
 from shared.messages import CallbackEvent, new_correlation_id
 from shared.mongo import PROJECTS, Document, connect, ensure_indexes
 from shared.openapi import add_openapi_route
+from shared.service import LISTEN_BACKLOG
 from shared.settings import Settings
 from shared.topology import Topology
 
@@ -162,7 +163,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 async def lifespan(settings: Settings) -> AsyncIterator[None]:
     runner = web.AppRunner(init_app(settings), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port)
+    site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port,
+                       backlog=LISTEN_BACKLOG)
     await site.start()
     log.info("listening", host=settings.gateway_host, port=settings.gateway_port)
     try:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from services.update_notifier.app import init_app
 from shared.broker import Broker
+from shared.service import LISTEN_BACKLOG
 from shared.settings import Settings
 from shared.topology import Topology
 
@@ -31,7 +32,8 @@ async def lifespan(settings: Settings) -> AsyncIterator[None]:
                                shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, settings.notifier_host, settings.notifier_port)
+            site = web.TCPSite(runner, settings.notifier_host, settings.notifier_port,
+                               backlog=LISTEN_BACKLOG)
             await site.start()
             log.info("listening", host=settings.notifier_host, port=settings.notifier_port)
             yield

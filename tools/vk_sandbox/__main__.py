@@ -42,7 +42,7 @@ async def serve(config: SandboxConfig) -> None:
     for signal_number in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signal_number, stop.set)
     try:
-        site = web.TCPSite(runner, config.host, config.port)
+        site = web.TCPSite(runner, config.host, config.port, backlog=1024)  # as our services
         await site.start()
         host, port = runner.addresses[0][:2]
         demo = f", demo community {DEMO_GROUP_ID}" if config.demo else ""
