@@ -5,9 +5,10 @@
   head (each answer lists up to 10 projects). The capacity is the highest fixed rate
   (:mod:`bench.loadgen` open loop, 128 connections) whose p99 stays ≤ 20 ms with no
   errors, found by stepping through fractions of the process's closed-loop maximum
-  (``wrk``). Baseline: the bare aiohttp app, same search (its steps are capped at
-  4000/s so the Python generator stays far from its own limit; a capped result is a
-  lower bound).
+  (``wrk``). Target ≥ 5000 req/s. Baseline: the bare aiohttp app, same search (its
+  steps are capped at 8000/s, above the notifier's capacity, to keep the Python
+  generator within what it can drive — its dispatch lag is in the JSON details; a
+  capped result is a lower bound).
 * **SSE streams**: :mod:`bench.sse_clients` (its own process) opens N streams; the
   notifier's RSS with N open is read from ``/proc`` next to its idle RSS, and one
   ``ProjectUpdated`` published to RabbitMQ is timed to every stream (fan-out).
@@ -49,7 +50,7 @@ TITLE = "Notifier capacity: getUpdates (cursor) req/s at p99 ≤ 20 ms; SSE stre
 PATH = "/api/getUpdates"
 LOG_ENTRIES = 1000
 P99_LIMIT_MS = 20.0
-BARE_CAP = 4000.0
+BARE_CAP = 8000.0
 
 
 async def fill_log(stack: Stack) -> None:
@@ -165,8 +166,8 @@ async def run(infra: Infra, mode: Mode) -> BenchResult:
         bare_capacity, bare_steps = await capacity(
             bare, bodies, pids, min(BARE_CAP, upper["bare_app"]), fractions, seconds)
         result.add(Figure("getupdates_rps_p99_20ms", "getUpdates (cursor) req/s with p99 ≤ 20 ms",
-                          "req/s", [notifier_capacity], "bare aiohttp (capped 4000/s)",
-                          [bare_capacity]))
+                          "req/s", [notifier_capacity], f"bare aiohttp (capped {BARE_CAP:.0f}/s)",
+                          [bare_capacity], Target(">=", 5000.0)))
         result.add(Figure("getupdates_rps_max", "getUpdates (cursor) req/s, closed loop max",
                           "req/s", closed["notifier"], "bare aiohttp", closed["bare_app"]))
         result.add(Figure("getupdates_cpu", "notifier CPU per getUpdates (closed loop)", "µs",

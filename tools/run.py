@@ -57,6 +57,8 @@ def child_environment() -> dict[str, str]:
         "GATEWAY_PORT": str(GATEWAY_PORT),
         "NOTIFIER_PORT": str(NOTIFIER_PORT),
         "LOG_FORMAT": os.environ.get("LOG_FORMAT", "console"),
+        # Every line of a callback's path, the gateway's ``callback_accepted`` included.
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "DEBUG"),
         "TRACKER_INTERVAL_SECONDS": os.environ.get("TRACKER_INTERVAL_SECONDS", "50"),
         "PYTHONUNBUFFERED": "1",
         # The dashboard (http://127.0.0.1:8081/) shows its sandbox buttons.
