@@ -6,6 +6,7 @@ from functools import partial
 from typing import Any
 
 import aiohttp
+import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import PROJECTS, REFRESH_STATE, ContentType, Document
@@ -23,6 +24,7 @@ from tests.e2e.stack import (
 from tests.rabbit import broker_stopped
 from tests.update_notifier.sse_client import SseStream
 from tests.waiting import eventually
+from tools.vk_sandbox import SandboxConfig
 
 
 async def get_updates(http: aiohttp.ClientSession, settings: Settings,
@@ -213,6 +215,13 @@ class TestReplicas:
 
 
 class TestBrokerOutage:
+    @pytest.fixture
+    def sandbox_config(self) -> SandboxConfig:
+        """VK's retry schedule only 100× faster (about a minute after the gateway's first
+        ``Retry-After: 5``): a RabbitMQ restart plus the client's reconnect outlast the
+        1000× faster default, as they would not outlast VK's real 1 h 43 min."""
+        return SandboxConfig(retry_scale=0.01)
+
     async def test_broker_down_means_503_and_vk_retry_lands_the_event(
         self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document]
     ) -> None:
