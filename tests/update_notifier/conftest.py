@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Sequence
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
@@ -20,6 +23,7 @@ from shared.messages import ProjectUpdated
 from shared.mongo import PROJECT_UPDATES, ContentType, Document
 from shared.settings import Settings
 from tests.waiting import eventually
+from tools.mongod import free_port, start_mongod, stop_mongod
 
 Client = TestClient[web.Request, web.Application]
 
@@ -107,3 +111,16 @@ async def logged(db: AsyncDatabase[Document], count: int, *followers: Notifier,
     await eventually(enough, timeout=timeout, what=f"{count} entries in the update log")
     for follower in followers:
         await follower.followed(count, timeout=timeout)
+
+
+@pytest.fixture
+def restartable_mongod() -> Iterator[tuple[Path, int, list[subprocess.Popen[bytes]]]]:
+    """A mongod of the test's own (data dir, port, its processes: the last is running), so
+    the test can restart it under a change stream."""
+    with tempfile.TemporaryDirectory(prefix="notifier-test-mongo-") as data_dir:
+        port = free_port()
+        processes = [start_mongod(Path(data_dir), port)]
+        try:
+            yield Path(data_dir), port, processes
+        finally:
+            stop_mongod(processes[-1])

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-import tempfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -28,7 +27,7 @@ from shared.mongo import COUNTERS, PROJECT_UPDATES, Document, connect, ensure_in
 from shared.settings import Settings
 from tests.update_notifier.conftest import update
 from tests.waiting import eventually
-from tools.mongod import free_port, mongo_url, start_mongod, stop_mongod
+from tools.mongod import mongo_url, start_mongod, stop_mongod
 
 AHEAD = "cursor ahead of the log"
 
@@ -335,18 +334,6 @@ class TestHeadAgainstTheLog:
         finally:
             for client in clients:
                 await client.close()
-
-
-@pytest.fixture
-def restartable_mongod() -> Iterator[tuple[Path, int, list[subprocess.Popen[bytes]]]]:
-    """A mongod of this test's own, so it can be restarted under the change stream."""
-    with tempfile.TemporaryDirectory(prefix="notifier-head-mongo-") as data_dir:
-        port = free_port()
-        processes = [start_mongod(Path(data_dir), port)]
-        try:
-            yield Path(data_dir), port, processes
-        finally:
-            stop_mongod(processes[-1])
 
 
 class TestHeadAcrossStreamLoss:

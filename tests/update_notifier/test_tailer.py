@@ -3,8 +3,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
-import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -12,11 +11,12 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from structlog.testing import capture_logs
 
+from services.update_notifier.head import HeadWindow
 from services.update_notifier.tailer import follow_log
 from services.update_notifier.update_log import Entry, UpdateLog
 from shared.mongo import Document, ensure_indexes
 from tests.update_notifier.conftest import update
-from tools.mongod import free_port, mongo_url, start_mongod, stop_mongod
+from tools.mongod import mongo_url, start_mongod, stop_mongod
 
 
 class Follower:
@@ -25,7 +25,8 @@ class Follower:
     def __init__(self, update_log: UpdateLog, after: int) -> None:
         self.seqs: list[int] = []
         self._arrived = asyncio.Event()
-        self._task = asyncio.create_task(follow_log(update_log, self._on_entry, after=after))
+        self._task = asyncio.create_task(follow_log(update_log, self._on_entry, after=after,
+                                                    head=HeadWindow()))
 
     def _on_entry(self, entry: Entry) -> None:
         self.seqs.append(entry.seq)
@@ -67,18 +68,6 @@ class TestFollowLog:
         for project_id in ("p4", "p5"):
             await update_log.append(update(project_id))
         assert await follower.wait_for(4) == [2, 3, 4, 5]
-
-
-@pytest.fixture
-def restartable_mongod() -> Iterator[tuple[Path, int, list[subprocess.Popen[bytes]]]]:
-    """A mongod of this test's own, so it can be restarted under a change stream."""
-    with tempfile.TemporaryDirectory(prefix="notifier-tailer-mongo-") as data_dir:
-        port = free_port()
-        processes = [start_mongod(Path(data_dir), port)]
-        try:
-            yield Path(data_dir), port, processes
-        finally:
-            stop_mongod(processes[-1])
 
 
 class TestFollowLogAcrossMongodRestart:
