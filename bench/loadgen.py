@@ -108,10 +108,24 @@ async def connect(spec: dict[str, Any]) -> HttpConnection:
 
 
 class Recorder:
-    def __init__(self) -> None:
+    def __init__(self, spec: dict[str, Any], measure_from: float) -> None:
+        self.spec = spec
+        self.measure_from = measure_from  # requests due earlier are warm-up
         self.latencies: list[float] = []
         self.statuses: Counter[int] = Counter()
         self.errors = 0
+
+    async def send(self, conn: HttpConnection, request: bytes, due: float) -> HttpConnection:
+        """Send one request due at ``due``, record it; the connection to go on with."""
+        try:
+            status = await conn.request(request)
+        except ConnectionError:
+            self.errors += 1
+            return await connect(self.spec)
+        if due >= self.measure_from:
+            self.latencies.append(now() - due)
+            self.statuses[status] += 1
+        return conn
 
 
 def summary(recorder: Recorder, window: float, extra: dict[str, Any]) -> dict[str, Any]:
@@ -141,25 +155,17 @@ def summary(recorder: Recorder, window: float, extra: dict[str, Any]) -> dict[st
 async def closed_loop(spec: dict[str, Any], duration: float, warmup: float,
                       connections: int) -> dict[str, Any]:
     requests = build_requests(spec)
-    recorder = Recorder()
     conns = [await connect(spec) for _ in range(connections)]
     start = now()
-    measure_from, stop_at = start + warmup, start + warmup + duration
+    recorder = Recorder(spec, measure_from=start + warmup)
+    stop_at = start + warmup + duration
     counter = 0
 
     async def worker(conn: HttpConnection) -> None:
         nonlocal counter
         while (sent_at := now()) < stop_at:
             counter += 1
-            try:
-                status = await conn.request(requests[counter % len(requests)])
-            except ConnectionError:
-                recorder.errors += 1
-                conn = await connect(spec)
-                continue
-            if sent_at >= measure_from:
-                recorder.latencies.append(now() - sent_at)
-                recorder.statuses[status] += 1
+            conn = await recorder.send(conn, requests[counter % len(requests)], sent_at)
 
     cpu_before = time.process_time()
     await asyncio.gather(*(worker(conn) for conn in conns))
@@ -175,11 +181,10 @@ async def closed_loop(spec: dict[str, Any], duration: float, warmup: float,
 async def open_loop(spec: dict[str, Any], rate: float, duration: float, warmup: float,
                     connections: int) -> dict[str, Any]:
     requests = build_requests(spec)
-    recorder = Recorder()
     queue: asyncio.Queue[float | None] = asyncio.Queue()
     conns = [await connect(spec) for _ in range(connections)]
     start = now() + 0.05
-    measure_from = start + warmup
+    recorder = Recorder(spec, measure_from=start + warmup)
     total = int(rate * (warmup + duration))
     counter = 0
     lags: list[float] = []
@@ -188,15 +193,7 @@ async def open_loop(spec: dict[str, Any], rate: float, duration: float, warmup: 
         nonlocal counter
         while (scheduled := await queue.get()) is not None:
             counter += 1
-            try:
-                status = await conn.request(requests[counter % len(requests)])
-            except ConnectionError:
-                recorder.errors += 1
-                conn = await connect(spec)
-                continue
-            if scheduled >= measure_from:
-                recorder.latencies.append(now() - scheduled)
-                recorder.statuses[status] += 1
+            conn = await recorder.send(conn, requests[counter % len(requests)], scheduled)
 
     workers = [asyncio.create_task(worker(conn)) for conn in conns]
     cpu_before = time.process_time()
