@@ -27,6 +27,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import PROJECT_UPDATES, Document
+from tests.background import in_background
 from tests.update_notifier.sse_client import SseStream
 from tests.waiting import eventually
 
@@ -134,13 +135,8 @@ class CursorChain:
                 await asyncio.sleep(interval)
 
         await self.begin()
-        task = asyncio.create_task(loop())
-        try:
+        async with in_background(loop()):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     def check(self, entries: Sequence[LoggedEntry]) -> int:
         """Assert the chain saw each entry after its start exactly once; the entries seen."""
@@ -170,7 +166,6 @@ class SseFollower:
     resyncs: int = 0
     connections: int = 0
     last_error: str | None = None
-    _task: asyncio.Task[None] | None = None
     _started: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
@@ -209,15 +204,10 @@ class SseFollower:
 
     @contextlib.asynccontextmanager
     async def following(self) -> AsyncIterator[SseFollower]:
-        self._task = asyncio.create_task(self._run())
-        try:
+        async with in_background(self._run()):
             async with asyncio.timeout(30):
                 await self._started.wait()
             yield self
-        finally:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def catch_up(self, latest: int, timeout: float) -> None:
         async def there() -> bool:

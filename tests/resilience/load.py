@@ -15,6 +15,7 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import SYSTEM_POSTS, Document
+from tests.background import in_background
 from tests.conftest import RunningSandbox
 from tests.resilience.stack import Community, insert_system_post
 from tests.waiting import eventually
@@ -71,13 +72,8 @@ class WallActivity:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[WallActivity]:
-        task = asyncio.create_task(self._run())
-        try:
+        async with in_background(self._run()):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 class SystemPostFeed:
@@ -111,13 +107,8 @@ class SystemPostFeed:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[SystemPostFeed]:
-        task = asyncio.create_task(self._run())
-        try:
+        async with in_background(self._run()):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def unsettled(self) -> int:
         """Posts not yet verified (deleted) nor given up on."""

@@ -15,6 +15,7 @@ from shared.broker import Broker
 from shared.messages import ProjectUpdated
 from shared.mongo import PROJECT_UPDATES, Document
 from shared.settings import Settings
+from tests.background import in_background
 from tests.resilience.clients import (
     CursorChain,
     SseFollower,
@@ -51,13 +52,8 @@ class UpdateStream:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[UpdateStream]:
-        task = asyncio.create_task(self._run())
-        try:
+        async with in_background(self._run()):
             yield self
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 class TestNotifierRestart:
