@@ -209,8 +209,9 @@ class RefreshCoordinator:
             while True:
                 # Not too often: events meanwhile are covered by this round.
                 await asyncio.sleep(delay)
-                started = time.monotonic()
                 current = await self._start_round(lease)
+                # After the stamp is written, so the next stamp is an interval after it.
+                started = time.monotonic()
                 try:
                     await self._refresh(lease.key, current)
                 except asyncio.CancelledError:
