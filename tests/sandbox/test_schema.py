@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
+from tools.vk_sandbox.api import METHODS
 from tools.vk_sandbox.errors import ERROR_MESSAGES
 from tools.vk_sandbox.schema import (
+    VENDORED_SCHEMA_DIR,
     SchemaValidationError,
     callback_definition,
     load_schema,
@@ -30,8 +32,12 @@ def wall_item(**changes: Any) -> dict[str, Any]:
 
 
 class TestSchemaValidation:
-    def test_schema_dir_is_found(self) -> None:
-        """The default location (../shared/vk-api-schema beside the repo) holds the schema."""
+    def test_schema_dir_is_found(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without VK_API_SCHEMA_DIR the schema is the copy vendored in the repository."""
+        monkeypatch.delenv("VK_API_SCHEMA_DIR", raising=False)
+        repository = Path(__file__).resolve().parents[2]
+        assert schema_dir() == VENDORED_SCHEMA_DIR
+        assert VENDORED_SCHEMA_DIR.is_relative_to(repository)
         assert (schema_dir() / "wall" / "objects.json").is_file()
 
     def test_valid_wall_get_reply_passes(self) -> None:
@@ -102,3 +108,39 @@ class TestErrorMessages:
             by_code.setdefault(error["code"], set()).add(error["description"])
         for code, message in ERROR_MESSAGES.items():
             assert message in by_code[code], code
+
+
+def references(node: Any) -> list[str]:
+    """Every ``$ref`` string in a JSON document."""
+    if isinstance(node, dict):
+        return [reference for key, value in node.items()
+                for reference in ([value] if key == "$ref" and isinstance(value, str)
+                                  else references(value))]
+    if isinstance(node, list):
+        return [reference for value in node for reference in references(value)]
+    return []
+
+
+class TestVendoredSchema:
+    def test_every_reference_reaches_a_vendored_file(self) -> None:
+        """The vendored subset is closed: each $ref of each file names a file that is there."""
+        missing = [
+            f"{path.relative_to(VENDORED_SCHEMA_DIR)} -> {reference}"
+            for path in sorted(VENDORED_SCHEMA_DIR.glob("**/*.json"))
+            for reference in references(json.loads(path.read_text(encoding="utf-8")))
+            if (file_part := reference.partition("#")[0])
+            and not (path.parent / file_part).resolve().is_file()
+        ]
+        assert missing == []
+
+    def test_every_sandbox_method_is_described(self) -> None:
+        """Each method the sandbox serves has its response definition in the vendored copy."""
+        schema = load_schema(VENDORED_SCHEMA_DIR)
+        for method in METHODS:
+            assert schema.has(schema.method_response_reference(method)), method
+
+    def test_licence_and_source_are_kept(self) -> None:
+        """VK's MIT licence and a note of the source and version travel with the copy."""
+        assert "MIT License" in (VENDORED_SCHEMA_DIR / "LICENSE").read_text(encoding="utf-8")
+        note = (VENDORED_SCHEMA_DIR / "README.md").read_text(encoding="utf-8")
+        assert "VKCOM/vk-api-schema" in note and "5.199" in note

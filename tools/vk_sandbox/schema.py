@@ -9,11 +9,13 @@ draft-3 ``properties``.
 
 Each file's ``"$schema": "../schema.json"`` is not a metaschema any library knows,
 so every file is registered explicitly as a draft-7 resource under its ``file://``
-URI; relative ``$ref`` s such as ``../wall/objects.json#/definitions/wall_wall_item``
-then resolve against it, and nothing is ever fetched.
+URI; relative references such as
+``{"$ref": "../wall/objects.json#/definitions/wall_wall_item"}`` then resolve against
+it, and nothing is ever fetched.
 
-The schema directory is ``$VK_API_SCHEMA_DIR`` or ``../shared/vk-api-schema``
-next to the repository root (where CI lays it).
+The schema is the copy vendored in ``vk_api_schema/`` beside this module (the files
+the sandbox's methods and callbacks reach, verbatim; see its README.md);
+``$VK_API_SCHEMA_DIR`` points at another copy, e.g. a full checkout of a newer version.
 """
 
 from __future__ import annotations
@@ -46,14 +48,15 @@ __all__ = [
 ]
 
 SCHEMA_DIR_ENV = "VK_API_SCHEMA_DIR"
+VENDORED_SCHEMA_DIR = Path(__file__).resolve().parent / "vk_api_schema"
 SchemaValidationError = ValidationError
 
 
 def schema_dir() -> Path:
-    """Where the VK schema lives: ``$VK_API_SCHEMA_DIR`` or ``<repo>/../shared/vk-api-schema``."""
+    """Where the VK schema lives: ``$VK_API_SCHEMA_DIR``, else the vendored copy."""
     if explicit := os.environ.get(SCHEMA_DIR_ENV):
         return Path(explicit)
-    return Path(__file__).resolve().parents[2] / ".." / "shared" / "vk-api-schema"
+    return VENDORED_SCHEMA_DIR
 
 
 def _properties_with_inline_required(
