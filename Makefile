@@ -1,32 +1,59 @@
 # The two commands of the README. Both are idempotent and do all set-up themselves.
 SHELL := /bin/bash
+# Any python3 bootstraps uv (below); uv then finds the Python the project runs on.
 PYTHON ?= python3
 UV_VERSION := 0.13.9
 TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 
-.PHONY: run test lint setup rabbitmq bench clean demo-post
+.PHONY: run test lint setup setup-run setup-bench rabbitmq bench clean demo-post
 
-run: setup rabbitmq ## start the whole system in the foreground (Ctrl-C stops it)
+run: setup-run rabbitmq ## start the whole system in the foreground (Ctrl-C stops it)
 	$(VENV)/bin/python -m tools.run
 
 test: setup rabbitmq ## run the test suite against real RabbitMQ and a per-run mongod
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-lint: setup
+lint: setup ## ruff and mypy (strict; mypy reads all the code, so everything is installed)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy .
 
+# The dependency groups of pyproject.toml each target needs. `setup` is everything (uv's
+# default group `dev`): the default test run covers every part, and mypy reads all code.
+# The narrower syncs are --inexact: they add what they need and remove nothing.
 setup: $(VENV)/.synced
+setup-run: $(VENV)/.synced-run
+setup-bench: $(VENV)/.synced-bench
 
 # uv is installed into a private bootstrap venv, so nothing global is touched.
 $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# The Python the project runs on is requires-python's. uv looks for one (PATH, pyenv, its
+# own installs; UV_PYTHON=/path/to/python picks one) and, where it may download, installs
+# one; otherwise one line says what is needed.
+REQUIRES_PYTHON := $(shell sed -n 's/^requires-python *= *"\(.*\)"/\1/p' pyproject.toml)
+define ensure_python
+	@$(UV) python find --quiet '$(REQUIRES_PYTHON)' >/dev/null 2>&1 \
+	  || $(UV) python install --quiet '$(REQUIRES_PYTHON)' 2>/dev/null \
+	  || { echo "make: needs Python $(REQUIRES_PYTHON) (pyproject.toml), found none and could not download one: install Python 3.11 (python.org, your package manager, or pyenv install 3.11) or set UV_PYTHON=/path/to/python3.11" >&2; exit 1; }
+endef
+
 $(VENV)/.synced: $(UV) pyproject.toml uv.lock
-	$(UV) sync --frozen --python $(PYTHON)
+	$(ensure_python)
+	$(UV) sync --frozen
+	touch $@
+
+$(VENV)/.synced-run: $(UV) pyproject.toml uv.lock
+	$(ensure_python)
+	$(UV) sync --frozen --inexact --no-default-groups --group mongod
+	touch $@
+
+$(VENV)/.synced-bench: $(UV) pyproject.toml uv.lock
+	$(ensure_python)
+	$(UV) sync --frozen --inexact --no-default-groups --group bench
 	touch $@
 
 rabbitmq:
@@ -42,7 +69,7 @@ demo-post: ## create a scheduled post (in one hour) in the running sandbox's dem
 # Benchmarks against real local services (README, "Performance"): the table on stdout, the
 # figures in bench/results/latest.json. QUICK=1: the < 1 min smoke version. BENCH_ARGS are
 # passed on, e.g. BENCH_ARGS="--only gateway,burst" or "--private-broker".
-bench: setup rabbitmq
+bench: setup-bench rabbitmq
 	@bench/ensure-wrk.sh
 	$(VENV)/bin/python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
 
