@@ -66,14 +66,14 @@ demo-post: ## create a scheduled post (in one hour) in the running sandbox's dem
 	@curl -sS -X POST localhost:8090/_sandbox/communities/1/posts -H 'Content-Type: application/json' \
 	  -d "{\"text\": \"Hello from make demo-post\", \"publish_date\": $$(( $$(date +%s) + 3600 ))}"; echo
 
-# Benchmarks against real local services (README, "Performance"): the table on stdout, the
+# Benchmarks against real local services (docs/performance.md): the table on stdout, the
 # figures in bench/results/latest.json. QUICK=1: the < 1 min smoke version. BENCH_ARGS are
 # passed on, e.g. BENCH_ARGS="--only gateway,burst" or "--private-broker".
 bench: setup-bench rabbitmq
 	@bench/ensure-wrk.sh
 	$(VENV)/bin/python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
 
-# Resilience scenarios (tests/resilience; README, "Reliability"): the services as real
+# Resilience scenarios (tests/resilience; docs/reliability.md): the services as real
 # processes under faults. The short versions take about 4 min; LONG=1 runs the long ones.
 # The broker-restart scenario stops and starts the RabbitMQ application (rabbitmqctl).
 # RESILIENCE_LOG_DIR=dir keeps every process's output (and figures.jsonl) in dir/run-*.

@@ -9,7 +9,7 @@ whose lease expired, a retry) can never put older VK data over newer.
 Only what changed is written: the transaction reads the cached content of the key,
 deletes the posts VK no longer returns and replaces only new or changed ones. A
 round of a busy key usually finds (almost) nothing changed, and writing nothing
-keeps the round short (README, "Performance").
+keeps the round short (docs/performance.md).
 
 ``fetched_at`` of a cached post is therefore when *this version* of it was fetched
 (it first appeared or last changed), not when it was last seen. Refreshing it on

@@ -1,6 +1,6 @@
 """``python -m bench --quick`` end to end: every benchmark runs and reports numbers.
 
-The CI smoke test of the benchmarks (README, "Performance"): real RabbitMQ, the bench's
+The CI smoke test of the benchmarks (docs/performance.md): real RabbitMQ, the bench's
 own mongod, the VK sandbox and the services as processes. It checks the report's
 shape, not the figures (quick-mode figures are not measurements).
 """

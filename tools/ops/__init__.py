@@ -1,4 +1,4 @@
-"""The operators' command line: ``python -m tools.ops …`` (README, "Operating").
+"""The operators' command line: ``python -m tools.ops …`` (docs/operations.md).
 
 Reads :class:`~shared.settings.Settings` from the environment, as the services do,
 and works on the same MongoDB, RabbitMQ and VK. Commands (``--help`` on each):

@@ -1,4 +1,4 @@
-"""The README's "Operating" section shows only commands and options the CLI has."""
+"""docs/operations.md shows only commands and options the CLI has, and all of them."""
 
 from __future__ import annotations
 
@@ -11,17 +11,16 @@ from tools.ops.cli import build_parser
 WORD = re.compile(r"--[a-z][a-z-]*|[a-z][a-z_]*")
 
 
-def operating_section() -> str:
-    text = (ROOT / "README.md").read_text()
-    return text.split("\n## Operating\n", 1)[1].split("\n## ", 1)[0]
+def operations_doc() -> str:
+    return (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
 
 
 def shown_commands() -> list[str]:
     """What follows ``tools.ops`` in code blocks (per line) and inline code (per span)."""
-    section = operating_section()
-    blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)
+    document = operations_doc()
+    blocks = re.findall(r"```sh\n(.*?)```", document, flags=re.DOTALL)
     lines = [line.split("#")[0] for block in blocks for line in block.splitlines()]
-    spans = re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", section, flags=re.DOTALL))
+    spans = re.findall(r"`([^`]+)`", re.sub(r"```.*?```", "", document, flags=re.DOTALL))
     found = [" ".join(text.split()) for text in (*lines, *spans)]
     return [text.split("tools.ops", 1)[1] for text in found if "tools.ops " in text]
 
@@ -37,7 +36,7 @@ def options(parser: argparse.ArgumentParser) -> set[str]:
     return {option for action in parser._actions for option in action.option_strings}
 
 
-class TestReadme:
+class TestOperationsDoc:
     def test_operating_commands_exist(self) -> None:
         """Every ``tools.ops`` command shown names real sub-commands and options of them."""
         commands = shown_commands()
@@ -52,8 +51,8 @@ class TestReadme:
                 assert option in options(parser), f"{option} is not an option of: {command}"
 
     def test_every_command_is_shown(self) -> None:
-        """Each sub-command of the CLI appears in the section."""
+        """Each sub-command of the CLI appears in the document."""
         shown = {" ".join(WORD.findall(command)[:2]) for command in shown_commands()}
         for name, command in subcommands(build_parser()).items():
             for action in subcommands(command):
-                assert f"{name} {action}" in shown, f"{name} {action} is not in the README"
+                assert f"{name} {action}" in shown, f"{name} {action} is not in docs/operations.md"
