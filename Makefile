@@ -36,7 +36,7 @@ $(UV):
 # one; otherwise one line says what is needed.
 REQUIRES_PYTHON := $(shell sed -n 's/^requires-python *= *"\(.*\)"/\1/p' pyproject.toml)
 define ensure_python
-	@$(UV) python find --quiet '$(REQUIRES_PYTHON)' >/dev/null 2>&1 \
+	@$(UV) python find --quiet "$${UV_PYTHON:-$(REQUIRES_PYTHON)}" >/dev/null 2>&1 \
 	  || $(UV) python install --quiet '$(REQUIRES_PYTHON)' 2>/dev/null \
 	  || { echo "make: needs Python $(REQUIRES_PYTHON) (pyproject.toml), found none and could not download one: install Python 3.11 (python.org, your package manager, or pyenv install 3.11) or set UV_PYTHON=/path/to/python3.11" >&2; exit 1; }
 endef
