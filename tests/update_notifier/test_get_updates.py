@@ -126,7 +126,7 @@ class TestCursorModeFromMemory:
     ) -> None:
         """A notifier started on a log of 12 keeps the latest 8 seqs: cursors 4–12 are
         answered from memory, older ones and one ahead of the log from MongoDB — every
-        answer what the log alone gives."""
+        answer what the log alone gives. The metrics count them by source, and time them."""
         update_log = UpdateLog(db)
         await update_log.prepare()
         for seq in range(1, 13):
@@ -140,6 +140,7 @@ class TestCursorModeFromMemory:
             assert await notifier.poll({"cursor": format_cursor(after)}) == {
                 "updatedProjectIds": poll.project_ids, "cursor": format_cursor(poll.cursor)}
         assert (since(POLLS, source="head"), since(POLLS, source="log")) == (9, 4)
+        assert since("notifier_poll_seconds_count", mode="cursor") == 13
         response = await notifier.client.post("/api/getUpdates", json={"cursor": "v1.13"})
         assert (response.status, await response.json()) == (
             400, {"error": "cursor is ahead of the update log"})
