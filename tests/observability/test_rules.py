@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from tests.observability.conftest import run_promtool
-from tests.observability.promql import RULE_TESTS, RULES, rule_queries
+from tests.observability.promql import ROOT, RULE_TESTS, RULES, rule_queries, rules
 
 
 def _rule_tests() -> list[dict[str, object]]:
@@ -59,3 +59,14 @@ class TestRuleCoverage:
         assert set(rule_queries()) == {
             "DeadLetterQueueNotEmpty", "ProjectRefreshFailing", "SystemPostsFailed",
             "GatewayUnavailable", "ConsumerQueueGrowing", "ServiceNotReady"}
+
+    def test_every_runbook_link_leads_to_its_section(self) -> None:
+        """Each alert's ``runbook`` annotation is docs/operations.md#<alert>, a heading there."""
+        operations = ROOT / "docs" / "operations.md"
+        headings = {line.removeprefix("### ").strip().lower()
+                    for line in operations.read_text(encoding="utf-8").splitlines()
+                    if line.startswith("### ")}
+        for rule in rules():
+            path, _, anchor = rule["annotations"]["runbook"].partition("#")
+            assert (ROOT / path) == operations, rule["alert"]
+            assert anchor == rule["alert"].lower() and anchor in headings, rule["alert"]
