@@ -368,19 +368,24 @@ class PrivateRabbit:
 
     Used with ``--private-broker`` (or when the machine's broker does not answer): other
     users of a shared machine may stop and start the shared broker in their tests.
+    ``plugins`` and ``config`` (rabbitmq.conf lines) are for tests that need a plugin
+    (tests/observability: rabbitmq_prometheus).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, plugins: Sequence[str] = (), config: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="planner-bench-rabbit-"))
         self.popen: subprocess.Popen[bytes] | None = None
+        self.plugins = tuple(plugins)
+        self.config = tuple(config)
 
     @property
     def url(self) -> str:
         return f"amqp://guest:guest@127.0.0.1:{self.port}/"
 
     async def start(self, timeout: float = 60.0) -> None:
-        (self.dir / "enabled_plugins").write_text("[].\n")
+        (self.dir / "enabled_plugins").write_text(f"[{','.join(self.plugins)}].\n")
+        (self.dir / "rabbitmq.conf").write_text("".join(f"{line}\n" for line in self.config))
         env = {**os.environ, "HOME": str(self.dir),
                "RABBITMQ_NODENAME": f"bench{uuid.uuid4().hex[:8]}@localhost",
                "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1", "RABBITMQ_NODE_PORT": str(self.port),

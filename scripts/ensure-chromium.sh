@@ -10,14 +10,6 @@ installed() { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }
 
 if installed; then exit 0; fi
 
-if [ "$(id -u)" -ne 0 ]; then
-  echo "chromium/chromium-driver are not installed and this is not root: install Debian's" \
-       "'chromium' and 'chromium-driver' packages." >&2
-  exit 3
-fi
-
-echo "installing chromium and chromium-driver (Debian packages)…" >&2
-apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-  chromium chromium-driver fonts-dejavu-core >/dev/null
+"$(dirname "$0")/apt-install.sh" "chromium and chromium-driver" \
+  chromium chromium-driver fonts-dejavu-core
 installed || { echo "chromium or chromedriver still missing after apt-get install" >&2; exit 1; }

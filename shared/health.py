@@ -1,7 +1,9 @@
 """Health, readiness and metrics endpoints, for HTTP services and consumers alike.
 
 ``/healthz``: the process is alive. ``/readyz``: its broker and database are
-reachable (503 otherwise). ``/metrics``: Prometheus text format.
+reachable (503 otherwise). ``/metrics``: Prometheus text format, with the readiness
+of the moment as ``backbone_service_ready{service=…}`` (so "no ready instance of a
+service" is an alert, not only a probe result).
 HTTP services mount these on their own app; consumers serve them on a small side
 port (``HEALTH_PORT``; 0 disables it).
 """
@@ -14,7 +16,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
 from pymongo import AsyncMongoClient
 
 from shared.broker import Broker
@@ -24,6 +26,11 @@ ReadyCheck = Callable[[], Awaitable[bool]]
 READY_CHECK = web.AppKey("ready_check", object)
 
 log = structlog.get_logger(__name__)
+
+SERVICE_READY = Gauge("backbone_service_ready",
+                      "1 while the process's broker and database are reachable (its /readyz "
+                      "answers 200), else 0; set on every /readyz and /metrics request",
+                      ["service"])
 
 
 def dependencies_ready(broker: Callable[[], Broker | None],
@@ -46,31 +53,39 @@ async def _healthz(_request: web.Request) -> web.Response:
     return web.Response(text="ok", content_type="text/plain")
 
 
-async def _metrics(_request: web.Request) -> web.Response:
-    response = web.Response(body=generate_latest())
-    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-    return response
+def add_health_routes(app: web.Application, ready: ReadyCheck, *, service: str) -> None:
+    ready_gauge = SERVICE_READY.labels(service=service)
 
+    async def is_ready() -> bool:
+        answer = await ready()
+        ready_gauge.set(1 if answer else 0)
+        return answer
 
-def add_health_routes(app: web.Application, ready: ReadyCheck) -> None:
     async def readyz(_request: web.Request) -> web.Response:
-        if await ready():
+        if await is_ready():
             return web.Response(text="ready", content_type="text/plain")
         return web.Response(text="not ready", status=503, content_type="text/plain")
 
+    async def metrics(_request: web.Request) -> web.Response:
+        await is_ready()
+        response = web.Response(body=generate_latest())
+        response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+        return response
+
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/metrics", metrics)
 
 
 @asynccontextmanager
-async def health_server(host: str, port: int, ready: ReadyCheck) -> AsyncIterator[None]:
+async def health_server(host: str, port: int, ready: ReadyCheck, *, service: str
+                        ) -> AsyncIterator[None]:
     """Serve the three endpoints on a side port while the block runs (port 0: off)."""
     if port == 0:
         yield
         return
     app = web.Application()
-    add_health_routes(app, ready)
+    add_health_routes(app, ready, service=service)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()

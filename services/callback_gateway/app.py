@@ -140,7 +140,8 @@ def init_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_resources)
     app.router.add_post("/api/callback", handle_callback)
-    add_health_routes(app, dependencies_ready(lambda: app.get(BROKER), lambda: app.get(MONGO)))
+    add_health_routes(app, dependencies_ready(lambda: app.get(BROKER), lambda: app.get(MONGO)),
+                      service="callback_gateway")
     add_openapi_route(app)  # GET /openapi.yaml
     return app
 

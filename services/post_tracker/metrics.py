@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 POSTS_PUBLISHED = Counter(
     "post_tracker_posts_published_total", "wall.post calls that returned a post id")
@@ -25,3 +25,8 @@ CYCLE_SECONDS = Histogram(
     "post_tracker_cycle_seconds",
     "Duration of one scheduling cycle (phase=schedule) or one project's verification "
     "(phase=verify)", ["phase"])
+SYSTEM_POSTS = Gauge(
+    "post_tracker_system_posts",
+    "System posts in MongoDB by status (other: a status the tracker does not know), counted "
+    "once per TRACKER_INTERVAL_SECONDS; every tracker replica reports the same numbers",
+    ["status"])

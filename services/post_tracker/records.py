@@ -7,6 +7,7 @@ are optional and read with defaults (see :mod:`services.post_tracker`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -26,6 +27,19 @@ class Status(StrEnum):
     PUBLISHING = "publishing"
     ERROR = "error"
     POSSIBLE_ERROR = "possible_error"
+
+
+OTHER_STATUS = "other"
+
+
+def count_by_status(groups: Iterable[tuple[Any, int]]) -> dict[str, int]:
+    """Posts per status from ``(status value, count)`` groups: every known status (0 when
+    there is none), and ``other`` for values written by others that are none of them."""
+    known = [status.value for status in Status]
+    counts = dict.fromkeys([*known, OTHER_STATUS], 0)
+    for value, count in groups:
+        counts[value if isinstance(value, str) and value in known else OTHER_STATUS] += count
+    return counts
 
 
 def _optional_int(value: Any) -> int | None:

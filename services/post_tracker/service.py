@@ -30,7 +30,8 @@ async def lifespan(settings: Settings) -> AsyncIterator[None]:
                 tracker.start()
                 try:
                     async with health_server(settings.health_host, settings.health_port,
-                                             dependencies_ready(lambda: broker, lambda: client)):
+                                             dependencies_ready(lambda: broker, lambda: client),
+                                             service="post_tracker"):
                         yield
                 finally:
                     # Finishes the post in hand (or leaves it publishing), then returns.

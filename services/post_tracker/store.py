@@ -9,6 +9,7 @@ deleted, claimed again) the write matches nothing and is dropped.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -159,6 +160,11 @@ class PostStore:
         result = await self._posts.update_one(claim_fence(post), {"$set": {
             "status": Status.POSSIBLE_ERROR.value, "error": error, "failed_at": now}})
         return result.modified_count == 1
+
+    async def status_groups(self) -> list[tuple[Any, int]]:
+        """(status value, number of posts) for every value ``status`` has in the collection."""
+        cursor = await self._posts.aggregate([{"$group": {"_id": "$status", "posts": {"$sum": 1}}}])
+        return [(group["_id"], int(group["posts"])) async for group in cursor]
 
     # --- reference data -----------------------------------------------------------------
 

@@ -39,7 +39,7 @@ from services.post_tracker.announcer import Announcer, UpdatePublisher
 from services.post_tracker.leases import Lease, ProjectLeases
 from services.post_tracker.options import TrackerOptions
 from services.post_tracker.publisher import Publisher, Step
-from services.post_tracker.records import Project
+from services.post_tracker.records import Project, count_by_status
 from services.post_tracker.store import PostStore
 from services.post_tracker.verifier import Verifier
 from services.post_tracker.wakeup import ChangeWakeup
@@ -143,6 +143,7 @@ class Tracker:
         if self._next_sweep is None or now >= self._next_sweep:
             self._next_sweep = now + timedelta(seconds=self.options.interval_seconds)
             await self._plan_verification()
+            await self._report_statuses()
         self._busy_until = {key: until for key, until in self._busy_until.items() if until > now}
         # Looks at walls are quick; they go first so a backlog does not starve them.
         for project_id in dict.fromkeys([*sorted(self._to_verify), *due]):
@@ -157,6 +158,11 @@ class Tracker:
         recent = await self._leases.verified_within(
             publishing, self.options.interval_seconds * _RECENT_SHARE)
         self._to_verify = (self._to_verify & publishing) | (publishing - recent)
+
+    async def _report_statuses(self) -> None:
+        """The posts per status, for the alerts on ``error`` and ``possible_error`` posts."""
+        for status, posts in count_by_status(await self._store.status_groups()).items():
+            metrics.SYSTEM_POSTS.labels(status=status).set(posts)
 
     async def _sleep_seconds(self, now: datetime) -> float:
         assert self._next_sweep is not None

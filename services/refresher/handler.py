@@ -102,10 +102,12 @@ class Refresher:
             # Still failing after the client's own retries: visible now, retried later.
             await self._record(project, content, error=f"{exc} (will retry)")
             metrics.REFRESHES.labels(content_type=content.value, outcome="retry").inc()
+            metrics.PROJECT_REFRESH_FAILURES.labels(project_id=project.id, kind="transient").inc()
             raise
         except VkPermanentError as exc:
             await self._record(project, content, error=str(exc))
             metrics.REFRESHES.labels(content_type=content.value, outcome="failed").inc()
+            metrics.PROJECT_REFRESH_FAILURES.labels(project_id=project.id, kind="permanent").inc()
             bound.warning("refresh_failed", error=str(exc), code=exc.code)
             await self._announce(project, content, correlation_id, "refresh_failed")
             return

@@ -10,3 +10,9 @@ REFRESHES = Counter("refresher_refreshes_total", "Full refreshes, by content typ
                     ["content_type", "outcome"])  # ok, failed, stale
 REFRESH_SECONDS = Histogram("refresher_refresh_seconds", "Duration of one full refresh",
                             ["content_type"])
+# One series per project that has failed since the process started (only failing projects
+# get one): which projects need an operator. kind: permanent (recorded on the project, not
+# retried: token, access) or transient (VK still failing after the client's retries).
+PROJECT_REFRESH_FAILURES = Counter(
+    "refresher_project_refresh_failures_total",
+    "Refreshes that failed, by project and kind (permanent, transient)", ["project_id", "kind"])

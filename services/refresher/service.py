@@ -38,7 +38,8 @@ async def lifespan(settings: Settings) -> AsyncIterator[None]:
                                  RefreshHandler(db, coordinator),
                                  AckPolicy(prefetch=settings.refresher_prefetch))
             async with health_server(settings.health_host, settings.health_port,
-                                     dependencies_ready(lambda: broker, lambda: client)):
+                                     dependencies_ready(lambda: broker, lambda: client),
+                                     service="refresher"):
                 yield
         finally:
             await broker.close()

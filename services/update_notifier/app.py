@@ -58,7 +58,7 @@ def init_app(settings: Settings, *, broker: Broker | None = None,
     app.on_shutdown.append(end_streams)
     app.router.add_post("/api/getUpdates", get_updates)
     app.router.add_get("/api/updates/stream", stream_updates)
-    add_health_routes(app, ready_check(app))  # /healthz, /readyz, /metrics
+    add_health_routes(app, ready_check(app), service="update_notifier")  # /healthz, /readyz, /metrics
     setup_dashboard(app)  # GET / (the live page) and /api/dashboard/*
     add_openapi_route(app)  # GET /openapi.yaml
     return app

@@ -14,6 +14,8 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from services.update_notifier.metrics import STREAM_OVERFLOWS
+
 DEFAULT_BOUND = 256
 
 
@@ -72,8 +74,6 @@ class Fanout:
         self.bound = bound
         self._subscriptions: set[Subscription] = set()
         self.closed = False
-        # Seams for metrics: how many streams were cut off for being too slow.
-        self.overflows = 0
 
     @property
     def subscriber_count(self) -> int:
@@ -96,7 +96,8 @@ class Fanout:
                   if not subscription._offer(frame)]
         for subscription in behind:
             self._subscriptions.discard(subscription)
-        self.overflows += len(behind)
+        if behind:
+            STREAM_OVERFLOWS.inc(len(behind))
 
     def close(self) -> None:
         """End every subscription (server shutting down); later ones end at once."""

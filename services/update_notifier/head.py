@@ -34,9 +34,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from services.update_notifier.cursor import first_appearances, head_span
+from services.update_notifier.metrics import CURSOR_POLLS
 from services.update_notifier.update_log import Entry
 
 DEFAULT_HEAD_ENTRIES = 4096
+_ANSWERED_HERE = CURSOR_POLLS.labels(source="head")
+_LEFT_TO_THE_LOG = CURSOR_POLLS.labels(source="log")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,7 @@ class HeadAnswer:
 class HeadWindow:
     """The latest ``capacity`` seqs of the update log: a ring of project ids (None: hole)."""
 
-    __slots__ = ("_ring", "base", "capacity", "fallbacks", "hits", "live", "tail")
+    __slots__ = ("_ring", "base", "capacity", "live", "tail")
 
     def __init__(self, capacity: int = DEFAULT_HEAD_ENTRIES) -> None:
         if capacity < 1:
@@ -60,9 +63,6 @@ class HeadWindow:
         self.base = 0  # every seq in (base, tail] is known: an entry or a hole
         self.tail = 0
         self.live = False  # caught up and following: answers are the log's
-        # Seams for tests and metrics: polls answered here, and left to the log.
-        self.hits = 0
-        self.fallbacks = 0
 
     def restart(self, base: int) -> None:
         """Forget everything and know nothing after ``base``; not live until :meth:`caught_up`."""
@@ -103,9 +103,9 @@ class HeadWindow:
                 ring, capacity = self._ring, self.capacity
                 project_ids = first_appearances(ring[seq % capacity] for seq in span)
                 if project_ids is not None:
-                    self.hits += 1
+                    _ANSWERED_HERE.inc()
                     return HeadAnswer(project_ids, span[-1] if span else after)
-        self.fallbacks += 1
+        _LEFT_TO_THE_LOG.inc()
         return None
 
     def _extend(self, seq: int) -> None:

@@ -24,6 +24,7 @@ from services.update_notifier.cursor import InvalidCursor, Verdict, classify, ha
 from services.update_notifier.errors import ApiError
 from services.update_notifier.fanout import Frame
 from services.update_notifier.keys import FANOUT, UPDATE_LOG
+from services.update_notifier.metrics import OPEN_STREAMS
 from services.update_notifier.sse import ready_frame, resync_frame, update_frame
 from services.update_notifier.update_log import UpdateLog
 from services.update_notifier.views import require_token
@@ -65,6 +66,7 @@ async def stream_updates(request: web.Request) -> web.StreamResponse:
     transport = request.transport
     subscription = fanout.subscribe(transport.abort if transport is not None else _nothing)
     response = web.StreamResponse(headers=SSE_HEADERS)
+    OPEN_STREAMS.inc()
     try:
         latest = await update_log.latest_seq()
         first: Frame | None = None
@@ -98,6 +100,7 @@ async def stream_updates(request: web.Request) -> web.StreamResponse:
         log.warning("stream_storage_failed", error=redact_text(f"{type(exc).__name__}: {exc}"))
     finally:
         fanout.unsubscribe(subscription)
+        OPEN_STREAMS.dec()
     return response
 
 

@@ -11,9 +11,11 @@ from services.update_notifier.auth import is_authorized, presented_token
 from services.update_notifier.cursor import format_cursor
 from services.update_notifier.errors import ApiError
 from services.update_notifier.keys import BROKER, HEAD, SETTINGS, UPDATE_LOG
+from services.update_notifier.metrics import POLL_SECONDS
 from services.update_notifier.payloads import (
     MAX_BODY_BYTES,
     BadRequest,
+    GetUpdatesRequest,
     Legacy,
     Resume,
     StartChain,
@@ -23,6 +25,9 @@ from services.update_notifier.polling import CursorAhead, poll_after, poll_legac
 from shared.health import ReadyCheck
 
 READINESS_TIMEOUT_SECONDS = 2.0
+# Per mode, the histogram child (label lookups cost more than the observation).
+POLL_TIMERS = {request_type: POLL_SECONDS.labels(mode=mode) for request_type, mode in (
+    (Legacy, "legacy"), (StartChain, "start"), (Resume, "cursor"))}
 
 
 def require_token(request: web.Request, *, allow_query_token: bool = False) -> None:
@@ -52,6 +57,11 @@ async def get_updates(request: web.Request) -> web.Response:
         parsed = parse_get_updates(await read_body(request, MAX_BODY_BYTES))
     except BadRequest as exc:
         raise ApiError(400, str(exc)) from None
+    with POLL_TIMERS[type(parsed)].time():
+        return await _answer(request, parsed)
+
+
+async def _answer(request: web.Request, parsed: GetUpdatesRequest) -> web.Response:
     update_log = request.app[UPDATE_LOG]
     match parsed:
         case Legacy():

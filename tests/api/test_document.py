@@ -38,7 +38,7 @@ async def _always_ready() -> bool:
 def side_port_app() -> web.Application:
     """What :func:`shared.health.health_server` serves on a consumer's ``HEALTH_PORT``."""
     app = web.Application()
-    add_health_routes(app, _always_ready)
+    add_health_routes(app, _always_ready, service="consumer")
     return app
 
 

@@ -137,7 +137,7 @@ def served_routes(service: str, settings: Settings) -> set[tuple[str, str]]:
             return False
 
         app = web.Application()
-        add_health_routes(app, never_ready)
+        add_health_routes(app, never_ready, service=service)
     return {(route.method, route.resource.canonical) for route in app.router.routes()
             if route.resource is not None}
 

@@ -146,7 +146,8 @@ class TestComposeServices:
             assert ("GET", path) in served_routes(name, settings), name
 
     def test_rabbitmq_healthcheck_and_quorum_default(self, compose: Document) -> None:
-        """RabbitMQ is probed with rabbitmq-diagnostics; its mounted config defaults queues to quorum."""
+        """RabbitMQ is probed with rabbitmq-diagnostics; its mounted config defaults queues to
+        quorum and has its Prometheus plugin report per-queue series (the alerts' queue depths)."""
         rabbitmq = compose["services"]["rabbitmq"]
         assert rabbitmq["healthcheck"]["test"] == ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
         mounts = [str(volume).split(":") for volume in rabbitmq["volumes"]]
@@ -155,6 +156,7 @@ class TestComposeServices:
         assert len(configs) == 1 and configs[0].is_file()
         lines = [line.strip() for line in configs[0].read_text(encoding="utf-8").splitlines()]
         assert "default_queue_type = quorum" in lines
+        assert "prometheus.return_per_object_metrics = true" in lines
 
     def test_mongo_is_a_self_initiating_replica_set(self, compose: Document) -> None:
         """mongod runs as replica set rs0; its health check initiates it and waits for a primary."""

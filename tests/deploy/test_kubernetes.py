@@ -278,11 +278,10 @@ class TestProbes:
     @pytest.mark.parametrize("service", SERVICES)
     def test_scrape_annotations_point_at_served_metrics(
             self, service: str, clean_environment: pytest.MonkeyPatch) -> None:
-        """A pod announcing prometheus.io/path serves that path on that port."""
+        """Every pod announces its metrics to Prometheus, on a path and port it serves."""
         deployment = deployments()[service]
         annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
-        if "prometheus.io/path" not in annotations:
-            return
+        assert annotations.get("prometheus.io/scrape") == "true"
         container = container_of(deployment)
         settings = settings_from(clean_environment, container_environment(container))
         assert ("GET", annotations["prometheus.io/path"]) in served_routes(service, settings)

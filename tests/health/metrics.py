@@ -13,14 +13,14 @@ from tests.health.running import ROOT
 # The metrics modules each service imports (the VK client's are shared by those calling VK).
 METRICS_MODULES: dict[str, tuple[str, ...]] = {
     "callback_gateway": ("services.callback_gateway.metrics",),
-    "update_notifier": (),
+    "update_notifier": ("services.update_notifier.metrics",),
     "refresher": ("services.refresher.metrics", "shared.vk.metrics"),
     "post_tracker": ("services.post_tracker.metrics", "shared.vk.metrics"),
 }
 # Exported by prometheus_client itself in every process.
 DEFAULT_FAMILIES = frozenset({("process_cpu_seconds", "counter"), ("python_info", "gauge")})
 OWNED_PREFIXES = ("gateway_", "notifier_", "refresher_", "post_tracker_", "vk_api_",
-                  "process_", "python_")
+                  "backbone_", "process_", "python_")  # backbone_: shared/health.py
 BASE_UNITS = ("_seconds", "_bytes")
 NOT_BASE_UNITS = re.compile(r"_(ms|milliseconds|microseconds|minutes|hours|kb|mb|kilobytes|megabytes)"
                             r"(_total)?$")

@@ -93,6 +93,16 @@ class TestMetrics:
         assert expected <= exported, f"missing from {name}: {sorted(expected - exported)}"
 
     @pytest.mark.parametrize("name", SERVICES)
+    async def test_exports_its_readiness(self, services: Services, http: aiohttp.ClientSession,
+                                         name: str) -> None:
+        """``backbone_service_ready{service=<name>}`` is 1 while ``/readyz`` answers 200."""
+        answer = await get(http, services[name], "/metrics")
+        samples = {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+                   for family in text_string_to_metric_families(answer.text)
+                   for sample in family.samples}
+        assert samples[("backbone_service_ready", (("service", name),))] == 1
+
+    @pytest.mark.parametrize("name", SERVICES)
     async def test_exported_names_follow_the_conventions(
             self, services: Services, http: aiohttp.ClientSession, name: str) -> None:
         """Every metric a running service exposes is named by the conventions."""

@@ -329,3 +329,23 @@ class TestMetrics:
                       outcome="error") - before["refused"] == 1
         assert sample("post_tracker_publish_lateness_seconds_count") - before["lateness"] == 2
         assert sample("post_tracker_cycle_seconds_count", phase="schedule") > before["cycles"]
+
+    async def test_posts_per_status_are_reported(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox) -> None:
+        """Each cycle interval the gauge shows the collection's posts per status."""
+        community = await new_community(db, vk_sandbox)
+        for status in (Status.ERROR, Status.ERROR, Status.POSSIBLE_ERROR):
+            await insert_post(db, community.project_id, "failed before", status=status)
+        await insert_post(db, community.project_id, "later", at=now() + timedelta(hours=1))
+        await db["system_posts"].insert_one({"project_id": community.project_id,
+                                             "status": "draft"})
+        expected = {"pending_publication": 1, "publishing": 0, "error": 2,
+                    "possible_error": 1, "other": 1}
+
+        async def reported() -> bool:
+            return {status: sample("post_tracker_system_posts", status=status)
+                    for status in expected} == expected
+
+        async with running_trackers(db, tracker_settings, broker, fast_options()):
+            await eventually(reported, what=f"post_tracker_system_posts = {expected}")

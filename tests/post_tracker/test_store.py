@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
+import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.post_tracker.leases import ProjectLeases
-from services.post_tracker.records import Status
+from services.post_tracker.records import Status, count_by_status
 from services.post_tracker.store import PostStore
 from shared.mongo import SYSTEM_POSTS, Document
 from tests.post_tracker.conftest import get_post, insert_post, now
@@ -116,3 +118,29 @@ class TestOddDocuments:
         assert candidate is not None and candidate.text == ""
         claimed = await store.claim(candidate, now=now(), sent_text="")
         assert claimed is not None and claimed.attachments == ("photo-1_2",)
+
+
+NO_POSTS = {"pending_publication": 0, "publishing": 0, "error": 0, "possible_error": 0,
+            "other": 0}
+
+
+class TestCountByStatus:
+    @pytest.mark.parametrize(("groups", "expected"), [
+        ([], NO_POSTS),
+        ([("error", 2), ("possible_error", 1)], {**NO_POSTS, "error": 2, "possible_error": 1}),
+        ([("pending_publication", 5), ("publishing", 1)],
+         {**NO_POSTS, "pending_publication": 5, "publishing": 1}),
+        ([("draft", 3), (None, 1), (7, 1), (["error"], 1), ("other", 2)], {**NO_POSTS, "other": 8}),
+    ], ids=["empty", "failed", "in_flight", "foreign_values"])
+    def test_every_known_status_and_other(self, groups: list[tuple[Any, int]],
+                                          expected: dict[str, int]) -> None:
+        """Known statuses are reported (0 when absent); anything else, of any type, is other."""
+        assert count_by_status(groups) == expected
+
+    async def test_status_groups_read_every_value(self, db: AsyncDatabase[Document]) -> None:
+        """The store groups the collection by ``status`` as stored, foreign values included."""
+        for status in (Status.ERROR, Status.ERROR, Status.POSSIBLE_ERROR):
+            await insert_post(db, "p1", "x", status=status)
+        await db[SYSTEM_POSTS].insert_one({"project_id": "p1", "status": "draft"})
+        groups = await PostStore(db, "t").status_groups()
+        assert sorted(groups) == [("draft", 1), ("error", 2), ("possible_error", 1)]

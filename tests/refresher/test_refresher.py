@@ -12,6 +12,9 @@ from shared.settings import Settings
 from shared.vk import VkClient, VkTransientError
 from tests.conftest import RunningSandbox
 from tests.factories import insert_project
+from tests.metrics import MetricsSince
+
+FAILURES = "refresher_project_refresh_failures_total"
 
 
 def first_round(fence: int = 1) -> Round:
@@ -42,9 +45,11 @@ class TestRefresher:
         self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document],
         mongo_client: AsyncMongoClient[Document], broker: Broker,
     ) -> None:
-        """A permanent VK error (5) ends the refresh with the error on the project."""
+        """A permanent VK error (5) ends the refresh with the error on the project, and is
+        counted as the project's permanent failure."""
         community = await vk_sandbox.control.create_community()
         project_id = await insert_project(db, group_id=community.group_id, token="revoked-token")
+        since = MetricsSince()
         async with VkClient.from_settings(vk_settings) as vk:
             refresher = Refresher(mongo_client, db, vk, broker, published_limit=100)
             await refresher(RefreshKey(project_id, ContentType.PUBLISHED), first_round())
@@ -54,12 +59,16 @@ class TestRefresher:
         assert status["ok"] is False and "5" in status["error"]
         assert "revoked-token" not in status["error"]
         assert len(await vk_sandbox.control.calls("wall.get")) == 1
+        assert since(FAILURES, project_id=project_id, kind="permanent") == 1
+        assert since(FAILURES, project_id=project_id, kind="transient") == 0
 
     async def test_transient_failure_is_raised_for_a_later_retry(
         self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document],
         mongo_client: AsyncMongoClient[Document], broker: Broker,
     ) -> None:
-        """VK still failing after the client's retries: visible on the project, raised."""
+        """VK still failing after the client's retries: visible on the project, counted as
+        the project's transient failure, raised."""
+        since = MetricsSince()
         community = await vk_sandbox.control.create_community()
         admin = await vk_sandbox.control.create_user(admin_of=[community.group_id])
         project_id = await insert_project(db, group_id=community.group_id, token=admin.token)
@@ -73,3 +82,4 @@ class TestRefresher:
         project = await db[PROJECTS].find_one({"_id": project_id})
         assert project is not None
         assert "will retry" in project["refresh_status"]["published"]["error"]
+        assert since(FAILURES, project_id=project_id, kind="transient") == 1

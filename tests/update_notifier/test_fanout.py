@@ -3,6 +3,9 @@ from __future__ import annotations
 import asyncio
 
 from services.update_notifier.fanout import Fanout, Frame, keepalive
+from tests.metrics import MetricsSince
+
+OVERFLOWS = "notifier_stream_overflows_total"
 
 
 def frame(seq: int) -> Frame:
@@ -21,7 +24,7 @@ class TestFanout:
 
     async def test_a_subscriber_too_far_behind_is_cut_off_without_blocking_others(self) -> None:
         """A full queue ends that subscription (and calls its hook); the others go on."""
-        fanout = Fanout(bound=2)
+        fanout, since = Fanout(bound=2), MetricsSince()
         cut_off: list[str] = []
         slow = fanout.subscribe(lambda: cut_off.append("slow"))
         fast = fanout.subscribe(lambda: cut_off.append("fast"))
@@ -31,20 +34,20 @@ class TestFanout:
         assert await fast.next() == frame(2)
         fanout.publish(frame(3))  # slow still holds 1 and 2
         assert cut_off == ["slow"]
-        assert fanout.overflows == 1
+        assert since(OVERFLOWS) == 1
         assert fanout.subscriber_count == 1
         assert await slow.next() is None  # queued frames are not worth sending any more
         assert await fast.next() == frame(3)
 
     async def test_unsubscribed_gets_nothing_more(self) -> None:
         """A stream that ended leaves the fan-out."""
-        fanout = Fanout(bound=2)
+        fanout, since = Fanout(bound=2), MetricsSince()
         gone = fanout.subscribe()
         fanout.unsubscribe(gone)
         for seq in (1, 2, 3):
             fanout.publish(frame(seq))
         assert fanout.subscriber_count == 0
-        assert fanout.overflows == 0
+        assert since(OVERFLOWS) == 0
 
     async def test_close_ends_waiting_and_later_subscriptions(self) -> None:
         """Shutdown wakes every waiting stream with the end marker; new ones end at once."""

@@ -18,8 +18,11 @@ from shared.broker import Broker
 from shared.mongo import PROJECT_UPDATES, Document
 from shared.settings import Settings
 from shared.topology import Topology
+from tests.metrics import MetricsSince
 from tests.update_notifier.conftest import Notifier, StartNotifier, logged, publish, update
 from tests.waiting import eventually
+
+POLLS = "notifier_cursor_polls_total"
 
 
 async def answers(notifier: Notifier, body: object, expected: dict[str, Any]) -> None:
@@ -123,23 +126,25 @@ class TestCursorModeFromMemory:
     ) -> None:
         """A notifier started on a log of 12 keeps the latest 8 seqs: cursors 4–12 are
         answered from memory, older ones and one ahead of the log from MongoDB — every
-        answer what the log alone gives."""
+        answer what the log alone gives. The metrics count them by source, and time them."""
         update_log = UpdateLog(db)
         await update_log.prepare()
         for seq in range(1, 13):
             await update_log.append(update(f"p{seq % 5}"))
         notifier = await start_notifier(head_entries=8)
         await notifier.followed(12)
+        since = MetricsSince()
         for after in range(13):
             poll = await poll_after(update_log, after)  # the log alone
             assert not poll.resync
             assert await notifier.poll({"cursor": format_cursor(after)}) == {
                 "updatedProjectIds": poll.project_ids, "cursor": format_cursor(poll.cursor)}
-        assert (notifier.head.hits, notifier.head.fallbacks) == (9, 4)
+        assert (since(POLLS, source="head"), since(POLLS, source="log")) == (9, 4)
+        assert since("notifier_poll_seconds_count", mode="cursor") == 13
         response = await notifier.client.post("/api/getUpdates", json={"cursor": "v1.13"})
         assert (response.status, await response.json()) == (
             400, {"error": "cursor is ahead of the update log"})
-        assert notifier.head.fallbacks == 5
+        assert since(POLLS, source="log") == 5
 
     async def test_a_chain_over_two_replicas_gets_every_entry_exactly_once(
         self, broker: Broker, db: AsyncDatabase[Document], start_notifier: StartNotifier
@@ -170,10 +175,11 @@ class TestCursorModeFromMemory:
                 polls += 1
         await publisher
         await logged(db, 60, *notifiers)
-        for notifier in notifiers:
+        for notifier in notifiers:  # each has followed all 60: its own memory answers
+            since = MetricsSince()
             assert await notifier.poll({"cursor": cursor}) == {"updatedProjectIds": [],
                                                                "cursor": "v1.60"}
-            assert notifier.head.hits > 0
+            assert since(POLLS, source="head") == 1
         assert sorted(seen) == sorted(sent)  # each exactly once
         assert cursors == sorted(cursors)
 

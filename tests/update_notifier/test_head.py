@@ -25,11 +25,18 @@ from services.update_notifier.tailer import follow_log
 from services.update_notifier.update_log import Entry, UpdateLog
 from shared.mongo import COUNTERS, PROJECT_UPDATES, Document, connect, ensure_indexes
 from shared.settings import Settings
+from tests.metrics import MetricsSince
 from tests.update_notifier.conftest import update
 from tests.waiting import eventually
 from tools.mongod import mongo_url, start_mongod, stop_mongod
 
 AHEAD = "cursor ahead of the log"
+POLLS = "notifier_cursor_polls_total"
+
+
+def answered(since: MetricsSince) -> tuple[float, float]:
+    """Cursor polls answered from the head, and left to the log, since ``since`` began."""
+    return since(POLLS, source="head"), since(POLLS, source="log")
 
 
 async def until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
@@ -57,16 +64,16 @@ def head_of(projects: list[str | None], capacity: int = 16) -> HeadWindow:
 class TestHeadWindow:
     def test_a_new_window_answers_nothing(self) -> None:
         """Before the tailer has caught up, every poll goes to the log."""
-        head = HeadWindow(8)
+        head, since = HeadWindow(8), MetricsSince()
         assert head.answer(0, 100) is None
-        assert (head.hits, head.fallbacks) == (0, 1)
+        assert answered(since) == (0, 1)
 
     def test_answers_projects_in_first_appearance_order_and_the_tail_as_cursor(self) -> None:
         """As the log would: each project once, where it first appears after the cursor."""
-        head = head_of(["p1", "p2", "p1", "p3", "p2"])
+        head, since = head_of(["p1", "p2", "p1", "p3", "p2"]), MetricsSince()
         assert head.answer(1, 100) == HeadAnswer(["p2", "p1", "p3"], 5)
         assert head.answer(4, 100) == HeadAnswer(["p2"], 5)
-        assert head.hits == 2
+        assert answered(since) == (2, 0)
 
     def test_at_the_tail_the_answer_is_empty_and_keeps_the_cursor(self) -> None:
         """Nothing new since the cursor: no projects, same cursor."""
@@ -88,9 +95,9 @@ class TestHeadWindow:
 
     def test_a_cursor_ahead_of_the_tail_is_not_answered(self) -> None:
         """A cursor from a replica that followed further must not get "nothing new"."""
-        head = head_of(["p1", "p2"])
+        head, since = head_of(["p1", "p2"]), MetricsSince()
         assert head.answer(3, 100) is None
-        assert head.fallbacks == 1
+        assert answered(since) == (0, 1)
 
     def test_a_seq_that_never_arrived_is_a_hole_left_to_the_log(self) -> None:
         """A skipped seq (expired before the catch-up read): spans over it are not answered."""
@@ -268,14 +275,15 @@ class TestHeadAgainstTheLog:
         for followed in await update_log.entries_after(0, 5):
             head.add(followed)
         head.caught_up(5)
+        since = MetricsSince()
         assert await poll_after(update_log, 7, head=head) == Poll(["p8"], 8)
         assert await poll_after(update_log, 8, head=head) == Poll([], 8)
         with pytest.raises(CursorAhead):
             await poll_after(update_log, 9, head=head)
-        assert (head.hits, head.fallbacks) == (0, 3)
+        assert answered(since) == (0, 3)
         # Cursors it has followed past are its own to answer (as the log did a moment ago).
         assert await poll_after(update_log, 3, head=head) == Poll(["p4", "p5"], 5)
-        assert head.hits == 1
+        assert answered(since) == (1, 3)
 
     async def test_after_a_log_reset_it_agrees_with_the_new_log(
         self, db: AsyncDatabase[Document], follow: list[Follower], settings: Settings
@@ -312,6 +320,7 @@ class TestHeadAgainstTheLog:
             head = HeadWindow(64)
             follow.append(follower := Follower(reader, head, after=0))
             await follower.caught_up(0)
+            since = MetricsSince()
             expected = {f"p{index}" for index in range(200)}
             seen: list[str] = []
             writing = asyncio.gather(*(writers[index % 2].append(update(f"p{index}"))
@@ -330,7 +339,7 @@ class TestHeadAgainstTheLog:
             await asyncio.wait_for(asyncio.gather(writing, read_until_all_seen()), 30)
             assert len(seen) == len(expected)  # nothing twice
             assert set(seen) == expected  # nothing missed
-            assert head.hits > 0
+            assert since(POLLS, source="head") > 0
         finally:
             for client in clients:
                 await client.close()

@@ -13,9 +13,13 @@ from services.update_notifier.fanout import Frame
 from services.update_notifier.keys import FANOUT
 from shared.broker import Broker
 from shared.mongo import PROJECT_UPDATES, Document
+from tests.metrics import MetricsSince
 from tests.update_notifier.conftest import StartNotifier, logged, publish
 from tests.update_notifier.sse_client import SseEvent, SseStream, open_stream
 from tests.waiting import eventually
+
+OPEN_STREAMS = "notifier_open_streams"
+OVERFLOWS = "notifier_stream_overflows_total"
 
 
 def ids(events: list[SseEvent]) -> list[str | None]:
@@ -151,24 +155,32 @@ class TestSlowClient:
     async def test_a_stream_that_falls_behind_is_cut_off_and_can_resume(
         self, broker: Broker, db: AsyncDatabase[Document], start_notifier: StartNotifier
     ) -> None:
-        """A full stream queue disconnects that client (never blocking the fan-out); it resumes."""
+        """A full stream queue disconnects that client (never blocking the fan-out); it resumes.
+        The metrics count the open streams and the ones cut off."""
         notifier = await start_notifier(broker=broker, stream_queue_bound=2)
-        fanout = notifier.app[FANOUT]
+        fanout, since = notifier.app[FANOUT], MetricsSince()
         async with open_stream(notifier) as slow, open_stream(notifier) as other:
             last_id = (await slow.next_event()).id
             await other.next_event()
+            assert since(OPEN_STREAMS) == 2
             # Both handlers are waiting; three frames in one go overflow both queues
             # of two before either can run.
             for _ in range(3):
                 fanout.publish(Frame(b": burst\n\n"))
-            assert fanout.overflows == 2
+            assert since(OVERFLOWS) == 2
             assert fanout.subscriber_count == 0
             with pytest.raises((EOFError, ClientPayloadError)):
                 await _read_to_the_end(slow)
+        await eventually(lambda: _equals(since(OPEN_STREAMS), 0), what="both streams ended")
         await publish(broker, ["p1"])
         await logged(db, 1)
         async with open_stream(notifier, headers={"Last-Event-ID": last_id or ""}) as again:
             assert (await again.next_event()).data["projectId"] == "p1"
+            assert since(OPEN_STREAMS) == 1
+
+
+async def _equals(value: float, expected: float) -> bool:
+    return value == expected
 
 
 async def _read_to_the_end(stream: SseStream) -> None:
