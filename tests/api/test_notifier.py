@@ -114,8 +114,8 @@ class TestPollingContract:
         assert {200, 400, 401} <= set(log.statuses), log.statuses
 
     async def test_invalid_polls_are_refused_as_documented(self, notifier: RunningService) -> None:
-        """Bodies that break the schema (schemathesis' negative mode: not an object, unknown
-        fields, a cursor of the wrong type or shape) all get the documented 400."""
+        """Bodies that break the schema (schemathesis' negative mode: not an object, a cursor
+        of the wrong type or shape) all get the documented 400."""
         operation = api_schema(SERVICE)[POLL[0]][POLL[1]]
         strategy = st.tuples(st.just(BEARER), operation.as_strategy(GenerationMode.NEGATIVE))
         log = Log()
