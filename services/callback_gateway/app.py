@@ -147,7 +147,7 @@ def init_app(settings: Settings) -> web.Application:
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    client = connect(settings)
+    client = connect(settings, "callback_gateway")
     db = client[settings.mongo_db]
     await ensure_indexes(db, settings.updates_retention_seconds)
     broker = Broker(str(settings.amqp_url), Topology(settings.amqp_prefix),

@@ -66,7 +66,7 @@ async def notifier(api_settings: Settings, api_broker: Broker,
         for project_id in LOGGED_UPDATES:
             await eventually(partial(published, api_broker, project_id), timeout=60,
                              what=f"an update of {project_id} published")
-        client: AsyncMongoClient[Document] = connect(settings)
+        client: AsyncMongoClient[Document] = connect(settings, "tests")
         try:
             async def all_logged() -> bool:
                 count = await client[settings.mongo_db][PROJECT_UPDATES].count_documents({})
