@@ -1,61 +1,111 @@
-"""Finding the project a callback belongs to, with a short-lived cache for the hot path.
+"""Finding the projects a callback is for, with short-lived caches for the hot path.
 
-Only hits are cached: a project created a moment ago is found on the next
-callback (a miss always asks MongoDB), while a burst for a known community costs
-one query per ``ttl`` seconds. A secret that does not match the cached one is
-checked once more against MongoDB, so a rotated secret works at once.
+A community's projects are cached for ``ttl_seconds`` once found (a burst for a known
+community costs one query per ``ttl_seconds``); a miss always asks MongoDB, so a project
+created a moment ago is found on the next callback. A secret that addresses none of
+the cached projects is checked once more against MongoDB, so a rotated secret works at
+once. Which projects a secret addresses is :mod:`.addressing`'s rule.
+
+That re-check is what a flood of forged callbacks would turn into one MongoDB read each,
+so refusals are cached as well, per community, for ``refusal_ttl_seconds`` (a window
+starting at the first refusal): a secret MongoDB refused is refused again from memory,
+and a community gets at most ``RECHECKS_PER_WINDOW`` re-checks per window. A flood costs
+a few reads per community and window whatever secrets it tries. The price: while
+forged callbacks keep a community's re-checks used up, a secret stored in MongoDB
+within the window is refused until the window ends (VK retries the event later).
 """
 
 from __future__ import annotations
 
-import hmac
-from dataclasses import dataclass
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from cachetools import TTLCache
 from pymongo.asynchronous.collection import AsyncCollection
 
+from services.callback_gateway.addressing import ProjectKeys, addressed_projects
 from shared.mongo import Document
+
+RECHECKS_PER_WINDOW = 3  # a rotation needs 2: the old secret refused, the new one found
+REFUSED_SECRETS_KEPT = 64  # per community; later refusals still count as re-checks
 
 
 @dataclass(frozen=True, slots=True)
-class ProjectKeys:
-    """What the gateway needs of a project."""
+class Lookup:
+    """The projects of a request's community (empty: unknown), those its secret
+    addresses, and whether this answer was read from MongoDB just now."""
 
-    project_id: str
-    confirmation_code: str
-    callback_secret: str | None
+    projects: tuple[ProjectKeys, ...]
+    addressed: tuple[ProjectKeys, ...]
+    read_now: bool
 
-    def accepts_secret(self, secret: str | None) -> bool:
-        """True when no secret is configured, or the given one matches (constant time)."""
-        if not self.callback_secret:
-            return True
-        # compare_digest on equal-type bytes takes time independent of the matching prefix.
-        return hmac.compare_digest((secret or "").encode(), self.callback_secret.encode())
+
+@dataclass(slots=True)
+class _Refusals:
+    """A community's refusals in the current window."""
+
+    rechecks: int = 0
+    secrets: set[bytes] = field(default_factory=set)  # digests, not the secrets
+
+
+def _digest(secret: str | None) -> bytes:
+    return hashlib.blake2b((secret or "").encode(), digest_size=16).digest()
 
 
 class ProjectDirectory:
     def __init__(self, projects: AsyncCollection[Document], ttl_seconds: float,
-                 max_entries: int = 100_000) -> None:
+                 refusal_ttl_seconds: float, max_entries: int = 100_000,
+                 timer: Callable[[], float] = time.monotonic) -> None:
         self._projects = projects
-        self._cache: TTLCache[int, ProjectKeys] | None = (
-            TTLCache(maxsize=max_entries, ttl=ttl_seconds) if ttl_seconds > 0 else None
-        )
+        self._known: TTLCache[int, tuple[ProjectKeys, ...]] | None = (
+            TTLCache(maxsize=max_entries, ttl=ttl_seconds, timer=timer)
+            if ttl_seconds > 0 else None)
+        self._refusals: TTLCache[int, _Refusals] | None = (
+            TTLCache(maxsize=max_entries, ttl=refusal_ttl_seconds, timer=timer)
+            if refusal_ttl_seconds > 0 else None)
 
-    async def find(self, group_id: int, *, fresh: bool = False) -> ProjectKeys | None:
-        """The project's keys; ``fresh`` skips the cache (e.g. a secret that just changed)."""
-        if not fresh and self._cache is not None and (cached := self._cache.get(group_id)):
-            return cached
-        document = await self._projects.find_one(
+    async def lookup(self, group_id: int, secret: str | None) -> Lookup:
+        """The request's projects; reads MongoDB on a miss, or to re-check a refusal."""
+        cached = self._known.get(group_id) if self._known is not None else None
+        if cached is not None:
+            addressed = addressed_projects(cached, secret)
+            if addressed or self._refused_before(group_id, secret):
+                return Lookup(cached, addressed, read_now=False)
+        projects = await self._read(group_id)
+        addressed = addressed_projects(projects, secret)
+        if projects and not addressed:
+            self._note_refusal(group_id, secret)
+        return Lookup(projects, addressed, read_now=True)
+
+    def _refused_before(self, group_id: int, secret: str | None) -> bool:
+        """MongoDB was asked about this community's refusals often enough this window."""
+        refusals = self._refusals.get(group_id) if self._refusals is not None else None
+        return refusals is not None and (refusals.rechecks >= RECHECKS_PER_WINDOW
+                                         or _digest(secret) in refusals.secrets)
+
+    def _note_refusal(self, group_id: int, secret: str | None) -> None:
+        if self._refusals is None:
+            return
+        refusals = self._refusals.get(group_id)
+        if refusals is None:  # a new window; mutated in place below, so it keeps its start
+            refusals = self._refusals[group_id] = _Refusals()
+        refusals.rechecks += 1
+        if len(refusals.secrets) < REFUSED_SECRETS_KEPT:
+            refusals.secrets.add(_digest(secret))
+
+    async def _read(self, group_id: int) -> tuple[ProjectKeys, ...]:
+        """Every project of the community, in ``_id`` order; cached when there is one."""
+        cursor = self._projects.find(
             {"vk_group_id": group_id},
             projection={"_id": 1, "vk_confirmation_code": 1, "vk_callback_secret": 1},
-        )
-        if document is None:
-            return None
-        keys = ProjectKeys(
+        ).sort("_id", 1)
+        projects = tuple([ProjectKeys(
             project_id=str(document["_id"]),
             confirmation_code=str(document.get("vk_confirmation_code") or ""),
-            callback_secret=document.get("vk_callback_secret") or None,
-        )
-        if self._cache is not None:
-            self._cache[group_id] = keys
-        return keys
+            callback_secret=str(document.get("vk_callback_secret") or "") or None,
+        ) async for document in cursor])
+        if projects and self._known is not None:
+            self._known[group_id] = projects
+        return projects
