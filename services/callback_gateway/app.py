@@ -29,9 +29,15 @@ from pymongo.errors import PyMongoError
 from services.callback_gateway import metrics
 from services.callback_gateway.addressing import confirmation_answer
 from services.callback_gateway.parsing import CONFIRMATION, BadCallback, parse_callback
-from services.callback_gateway.projects import ProjectDirectory
+from services.callback_gateway.projects import (
+    KEY_CHANGES,
+    STREAM_DOWN_FORGET_SECONDS,
+    STREAM_RETRY_SECONDS,
+    ProjectDirectory,
+)
 from services.callback_gateway.retry_after import retry_after_header
 from shared.broker import Broker, PublishFailed
+from shared.change_wakeup import ChangeWakeup
 from shared.health import add_health_routes, dependencies_ready
 from shared.messages import CallbackEvent, new_correlation_id
 from shared.mongo import PROJECTS, Document, connect, ensure_indexes
@@ -153,9 +159,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await broker.connect()
     app[BROKER] = broker
     app[MONGO] = client
-    app[DIRECTORY] = ProjectDirectory(db[PROJECTS], settings.gateway_project_cache_seconds,
-                                      settings.gateway_refusal_cache_seconds)
+    directory = ProjectDirectory(db[PROJECTS], settings.gateway_project_cache_seconds,
+                                 settings.gateway_refusal_cache_seconds)
+    app[DIRECTORY] = directory
+    key_changes = ChangeWakeup(db[PROJECTS], directory.forget,
+                               poll_seconds=STREAM_DOWN_FORGET_SECONDS,
+                               retry_seconds=STREAM_RETRY_SECONDS, pipeline=KEY_CHANGES)
+    watcher = asyncio.create_task(key_changes.run(), name="gateway project changes")
     yield
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
     await broker.close()
     await client.close()
 

@@ -10,9 +10,13 @@ That re-check is what a flood of forged callbacks would turn into one MongoDB re
 so refusals are cached as well, per community, for ``refusal_ttl_seconds`` (a window
 starting at the first refusal): a secret MongoDB refused is refused again from memory,
 and a community gets at most ``RECHECKS_PER_WINDOW`` re-checks per window. A flood costs
-a few reads per community and window whatever secrets it tries. The price: while
-forged callbacks keep a community's re-checks used up, a secret stored in MongoDB
-within the window is refused until the window ends (VK retries the event later).
+a few reads per community and window whatever secrets it tries.
+
+A secret stored in MongoDB must still work at once, even while a flood keeps its
+community's re-checks used up: a change stream on ``projects`` (:data:`KEY_CHANGES`:
+a project's community, secret or code changed, a project added or removed) makes the
+directory forget everything it cached (:meth:`ProjectDirectory.forget`). While the
+stream is down it forgets every ``STREAM_DOWN_FORGET_SECONDS`` instead.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from cachetools import TTLCache
 from pymongo.asynchronous.collection import AsyncCollection
@@ -30,6 +35,17 @@ from shared.mongo import Document
 
 RECHECKS_PER_WINDOW = 3  # a rotation needs 2: the old secret refused, the new one found
 REFUSED_SECRETS_KEPT = 64  # per community; later refusals still count as re-checks
+STREAM_DOWN_FORGET_SECONDS = 1.0
+STREAM_RETRY_SECONDS = 10.0
+
+KEY_FIELDS = ("vk_group_id", "vk_callback_secret", "vk_confirmation_code")
+# Changes that can change a lookup's answer; the refresher's ``refresh_status`` writes
+# (one per refresh) are not among them.
+KEY_CHANGES: tuple[dict[str, Any], ...] = ({"$match": {"$or": [
+    {"operationType": {"$ne": "update"}},  # insert, replace, delete, drop, invalidate...
+    *({f"updateDescription.updatedFields.{name}": {"$exists": True}} for name in KEY_FIELDS),
+    {"updateDescription.removedFields": {"$in": list(KEY_FIELDS)}},
+]}},)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +81,15 @@ class ProjectDirectory:
         self._refusals: TTLCache[int, _Refusals] | None = (
             TTLCache(maxsize=max_entries, ttl=refusal_ttl_seconds, timer=timer)
             if refusal_ttl_seconds > 0 else None)
+        self._generation = 0  # bumped by forget(): a read begun before it is not cached
+
+    def forget(self) -> None:
+        """Drop every cached project and refusal (projects changed in MongoDB)."""
+        self._generation += 1
+        if self._known is not None:
+            self._known.clear()
+        if self._refusals is not None:
+            self._refusals.clear()
 
     async def lookup(self, group_id: int, secret: str | None) -> Lookup:
         """The request's projects; reads MongoDB on a miss, or to re-check a refusal."""
@@ -73,10 +98,14 @@ class ProjectDirectory:
             addressed = addressed_projects(cached, secret)
             if addressed or self._refused_before(group_id, secret):
                 return Lookup(cached, addressed, read_now=False)
+        generation = self._generation
         projects = await self._read(group_id)
         addressed = addressed_projects(projects, secret)
-        if projects and not addressed:
-            self._note_refusal(group_id, secret)
+        if generation == self._generation:  # else what was read may be out of date already
+            if projects and self._known is not None:
+                self._known[group_id] = projects
+            if projects and not addressed:
+                self._note_refusal(group_id, secret)
         return Lookup(projects, addressed, read_now=True)
 
     def _refused_before(self, group_id: int, secret: str | None) -> bool:
@@ -96,16 +125,13 @@ class ProjectDirectory:
             refusals.secrets.add(_digest(secret))
 
     async def _read(self, group_id: int) -> tuple[ProjectKeys, ...]:
-        """Every project of the community, in ``_id`` order; cached when there is one."""
+        """Every project of the community, in ``_id`` order."""
         cursor = self._projects.find(
             {"vk_group_id": group_id},
             projection={"_id": 1, "vk_confirmation_code": 1, "vk_callback_secret": 1},
         ).sort("_id", 1)
-        projects = tuple([ProjectKeys(
+        return tuple([ProjectKeys(
             project_id=str(document["_id"]),
             confirmation_code=str(document.get("vk_confirmation_code") or ""),
             callback_secret=str(document.get("vk_callback_secret") or "") or None,
         ) async for document in cursor])
-        if projects and self._known is not None:
-            self._known[group_id] = projects
-        return projects
