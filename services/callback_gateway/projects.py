@@ -21,6 +21,7 @@ stream is down it forgets every ``STREAM_DOWN_FORGET_SECONDS`` instead.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Callable
@@ -51,7 +52,8 @@ KEY_CHANGES: tuple[dict[str, Any], ...] = ({"$match": {"$or": [
 @dataclass(frozen=True, slots=True)
 class Lookup:
     """The projects of a request's community (empty: unknown), those its secret
-    addresses, and whether this answer was read from MongoDB just now."""
+    addresses, and whether this request cost a MongoDB read (requests arriving while
+    that read is in flight share it)."""
 
     projects: tuple[ProjectKeys, ...]
     addressed: tuple[ProjectKeys, ...]
@@ -82,6 +84,7 @@ class ProjectDirectory:
             TTLCache(maxsize=max_entries, ttl=refusal_ttl_seconds, timer=timer)
             if refusal_ttl_seconds > 0 else None)
         self._generation = 0  # bumped by forget(): a read begun before it is not cached
+        self._reading: dict[int, asyncio.Task[tuple[tuple[ProjectKeys, ...], bool]]] = {}
 
     def forget(self) -> None:
         """Drop every cached project and refusal (projects changed in MongoDB)."""
@@ -98,15 +101,39 @@ class ProjectDirectory:
             addressed = addressed_projects(cached, secret)
             if addressed or self._refused_before(group_id, secret):
                 return Lookup(cached, addressed, read_now=False)
+        projects, started_here, current = await self._read_shared(group_id)
+        addressed = addressed_projects(projects, secret)
+        if projects and not addressed:
+            self._note_refusal(group_id, secret, recheck=started_here and current)
+        return Lookup(projects, addressed, read_now=started_here)
+
+    async def _read_shared(self, group_id: int
+                           ) -> tuple[tuple[ProjectKeys, ...], bool, bool]:
+        """The community's projects from MongoDB, one read for all lookups arriving while
+        it is in flight (a burst would otherwise read once per request); whether this
+        lookup started the read; whether nothing was forgotten meanwhile."""
+        reading = self._reading.get(group_id)
+        started_here = reading is None
+        if reading is None:
+            # A task of its own: a cancelled request does not cancel the others' answer.
+            reading = asyncio.create_task(self._read_and_cache(group_id))
+            self._reading[group_id] = reading
+            reading.add_done_callback(lambda done: self._read_done(group_id, done))
+        projects, current = await asyncio.shield(reading)
+        return projects, started_here, current
+
+    async def _read_and_cache(self, group_id: int) -> tuple[tuple[ProjectKeys, ...], bool]:
         generation = self._generation
         projects = await self._read(group_id)
-        addressed = addressed_projects(projects, secret)
-        if generation == self._generation:  # else what was read may be out of date already
-            if projects and self._known is not None:
-                self._known[group_id] = projects
-            if projects and not addressed:
-                self._note_refusal(group_id, secret)
-        return Lookup(projects, addressed, read_now=True)
+        current = generation == self._generation  # else it may be out of date already
+        if current and projects and self._known is not None:
+            self._known[group_id] = projects
+        return projects, current
+
+    def _read_done(self, group_id: int, reading: asyncio.Task[Any]) -> None:
+        del self._reading[group_id]
+        if not reading.cancelled():
+            reading.exception()  # retrieved: every waiter may have gone
 
     def _refused_before(self, group_id: int, secret: str | None) -> bool:
         """MongoDB was asked about this community's refusals often enough this window."""
@@ -114,13 +141,14 @@ class ProjectDirectory:
         return refusals is not None and (refusals.rechecks >= RECHECKS_PER_WINDOW
                                          or _digest(secret) in refusals.secrets)
 
-    def _note_refusal(self, group_id: int, secret: str | None) -> None:
+    def _note_refusal(self, group_id: int, secret: str | None, *, recheck: bool) -> None:
+        """Remember a secret MongoDB refused; ``recheck``: it cost a read of its own."""
         if self._refusals is None:
             return
         refusals = self._refusals.get(group_id)
         if refusals is None:  # a new window; mutated in place below, so it keeps its start
             refusals = self._refusals[group_id] = _Refusals()
-        refusals.rechecks += 1
+        refusals.rechecks += recheck
         if len(refusals.secrets) < REFUSED_SECRETS_KEPT:
             refusals.secrets.add(_digest(secret))
 
