@@ -41,6 +41,15 @@ def directory(db: AsyncDatabase[Document], clock: Clock) -> ProjectDirectory:
     return ProjectDirectory(db[PROJECTS], TTL, TTL, timer=clock)
 
 
+async def known_community(db: AsyncDatabase[Document]) -> tuple[ProjectDirectory, Clock, int]:
+    """A directory that has found the community's one project (secret ``real``), its
+    clock, and the server's query count after that."""
+    await insert_project(db, group_id=GROUP, secret="real")
+    projects = directory(db, clock := Clock())
+    await projects.lookup(GROUP, "real")
+    return projects, clock, await mongo_queries(db)
+
+
 class TestProjectDirectory:
     async def test_all_projects_of_a_community_are_found_in_one_read(
         self, db: AsyncDatabase[Document]
@@ -63,10 +72,7 @@ class TestProjectDirectory:
         self, db: AsyncDatabase[Document]
     ) -> None:
         """The same wrong secret costs one re-check per window, however often it comes."""
-        await insert_project(db, group_id=GROUP, secret="real")
-        projects = directory(db, clock := Clock())
-        await projects.lookup(GROUP, "real")
-        before = await mongo_queries(db)
+        projects, clock, before = await known_community(db)
         for _ in range(100):
             assert (await projects.lookup(GROUP, "forged")).addressed == ()
         assert await mongo_queries(db) - before == 1
@@ -79,10 +85,7 @@ class TestProjectDirectory:
         self, db: AsyncDatabase[Document]
     ) -> None:
         """Random secrets, each new: at most ``RECHECKS_PER_WINDOW`` reads per window."""
-        await insert_project(db, group_id=GROUP, secret="real")
-        projects = directory(db, clock := Clock())
-        await projects.lookup(GROUP, "real")
-        before = await mongo_queries(db)
+        projects, clock, before = await known_community(db)
         for _ in range(200):
             lookup = await projects.lookup(GROUP, secrets.token_urlsafe(16))
             assert lookup.addressed == () and lookup.projects
