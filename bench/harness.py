@@ -564,7 +564,7 @@ class Stack:
     @property
     def db(self) -> AsyncDatabase[Document]:
         if self._client is None:
-            self._client = connect(self.settings())
+            self._client = connect(self.settings(), "bench")
         return self._client[self.db_name]
 
     async def prepare_db(self) -> AsyncDatabase[Document]:

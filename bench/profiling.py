@@ -30,7 +30,7 @@ _HANDLER_PARTS = (
     ("publish_callback", "handler: publish to RabbitMQ (aio-pika message, frames, write)"),
     ("structlog", "handler: log line (structlog JSON + write)"),
     ("parse_callback", "handler: parse + validate body (json, pydantic)"),
-    ("ProjectDirectory.find", "handler: project lookup (TTL cache)"),
+    ("ProjectDirectory.lookup", "handler: project lookup (TTL cache)"),
     ("accepts_secret", "handler: secret check"),
     ("new_correlation_id", "handler: correlation id (uuid4)"),
     ("metrics", "handler: prometheus metrics"),

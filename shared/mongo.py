@@ -92,10 +92,15 @@ def collection_specs(updates_retention_seconds: float) -> tuple[CollectionSpec, 
     )
 
 
-def connect(settings: Settings) -> AsyncMongoClient[Document]:
-    """A client whose datetimes come back timezone-aware UTC."""
+def connect(settings: Settings, app_name: str) -> AsyncMongoClient[Document]:
+    """A client whose datetimes come back timezone-aware UTC.
+
+    ``app_name`` (the service's name) is MongoDB's ``appname``: ``currentOp`` and the
+    server log tell the services apart by it, and the notifier ends orphaned
+    transactions of its own ``appname`` only (``services/update_notifier/update_log.py``).
+    """
     return AsyncMongoClient(str(settings.mongo_url), tz_aware=True,
-                            serverSelectionTimeoutMS=5000, appname="vk-planner")
+                            serverSelectionTimeoutMS=5000, appname=app_name)
 
 
 async def ensure_indexes(db: AsyncDatabase[Document], updates_retention_seconds: float) -> None:

@@ -51,6 +51,8 @@ class Settings(BaseSettings):
     gateway_max_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
     gateway_publish_timeout_seconds: PositiveSeconds = 2.0
     gateway_project_cache_seconds: Annotated[float, Field(ge=0)] = 5.0
+    # A community's refused secrets are answered 403 without MongoDB for this long.
+    gateway_refusal_cache_seconds: Annotated[float, Field(ge=0)] = 5.0
     notifier_host: str = "0.0.0.0"
     notifier_port: Port = 8081
     notifier_token: SecretStr | None = None

@@ -98,7 +98,7 @@ async def settings(mongo_server_url: str, amqp_url: str, unique_name: str
 
 @pytest.fixture
 async def mongo_client(settings: Settings) -> AsyncIterator[AsyncMongoClient[Document]]:
-    client = connect(settings)
+    client = connect(settings, "tests")
     yield client
     await client.close()
 

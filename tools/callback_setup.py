@@ -3,9 +3,15 @@
 Used by ``make run`` (against the sandbox) and by the ops CLI (against VK).
 Steps, as VK requires them: fetch the confirmation code and store it on the
 project (the gateway must answer VK's handshake with it); create or update the
-callback server with a fresh random secret, then store the secret (if VK refused
-the change, the old, working secret stays); enable exactly the events the
-refresher uses; report the server as VK sees it.
+project's callback server with a fresh random secret, then store the secret and the
+server's id (if VK refused the change, the old, working secret stays); enable exactly
+the events the refresher uses; report the server as VK sees it.
+
+Each project has a server of its own, so several projects can share a community (each
+one's secret tells the gateway whose copy of an event it is): the project's server is
+the one whose id it stored (``vk_callback_server_id``). A project without a stored id
+takes over the server with our URL or title only when it is its community's only
+project (set up before ids were stored); otherwise it gets a new server.
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ async def setup_callback(db: AsyncDatabase[Document], vk: VkClient, project_id: 
     secret = secrets.token_urlsafe(24)
 
     servers = await vk.groups_get_callback_servers(token, group_id)
-    ours = next((s for s in servers if s.url == url or s.title == SERVER_TITLE), None)
+    alone = not await db[PROJECTS].count_documents(
+        {"vk_group_id": group_id, "_id": {"$ne": project_id}}, limit=1)
+    ours = our_server(servers, url, stored_server_id(project), alone=alone)
     if ours is None:
         server_id = await vk.groups_add_callback_server(token, group_id, url, SERVER_TITLE, secret)
     else:
@@ -48,10 +56,27 @@ async def setup_callback(db: AsyncDatabase[Document], vk: VkClient, project_id: 
         await vk.groups_edit_callback_server(token, group_id, server_id, url, SERVER_TITLE, secret)
     # The secret only once VK has it: if VK refused the change, the working secret stays.
     # Events signed with it in between get 403 and VK retries them.
-    await db[PROJECTS].update_one({"_id": project_id}, {"$set": {"vk_callback_secret": secret}})
+    await db[PROJECTS].update_one({"_id": project_id}, {"$set": {
+        "vk_callback_secret": secret, "vk_callback_server_id": server_id}})
     await vk.groups_set_callback_settings(token, group_id, server_id, api_version,
                                           dict.fromkeys(REFRESH_EVENTS, True))
     return await callback_status(vk, token, group_id, server_id)
+
+
+def stored_server_id(project: Document) -> int | None:
+    value = project.get("vk_callback_server_id")
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def our_server(servers: list[CallbackServer], url: str, stored_id: int | None, *,
+               alone: bool) -> CallbackServer | None:
+    """The project's own callback server among the community's, if any (module docstring)."""
+    if stored_id is not None:
+        return next((server for server in servers if server.id == stored_id), None)
+    if not alone:  # the server with our URL may well be another project's
+        return None
+    return next((server for server in servers
+                 if server.url == url or server.title == SERVER_TITLE), None)
 
 
 async def callback_status(vk: VkClient, token: str, group_id: int, server_id: int

@@ -31,7 +31,7 @@ DEFAULT_CALLBACK_URL = "http://callback_gateway:8080/api/callback"
 
 async def seed_demo_project(settings: Settings, callback_url: str) -> str:
     """Seed the demo project, connect its callbacks; the callback server's final status."""
-    client = connect(settings)
+    client = connect(settings, "demo")
     try:
         db = client[settings.mongo_db]
         await ensure_indexes(db, settings.updates_retention_seconds)

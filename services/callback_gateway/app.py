@@ -2,10 +2,12 @@
 
 VK's delivery contract drives every answer:
 
-* ``confirmation``            → 200, the project's confirmation code (404 if unknown).
-* bad or missing secret       → 403, nothing published.
+* ``confirmation``            → 200, the community's confirmation code (404 if unknown).
+* a secret no project of the
+  community holds             → 403, nothing published (:mod:`.addressing`).
 * unknown community           → 200 ``ok`` and dropped (VK would retry forever).
-* any other event             → published with confirms, *then* 200 ``ok``.
+* any other event             → published with confirms, one event per project the
+                                secret addresses, *then* 200 ``ok``.
 * broker down / no confirm    → 503 (+ ``Retry-After`` on the first try, see
                                 :mod:`.retry_after`): VK retries, nothing is lost.
 * malformed body              → 400; over the size limit → 413. Never a 500.
@@ -13,6 +15,7 @@ VK's delivery contract drives every answer:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,10 +27,17 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from services.callback_gateway import metrics
+from services.callback_gateway.addressing import confirmation_answer
 from services.callback_gateway.parsing import CONFIRMATION, BadCallback, parse_callback
-from services.callback_gateway.projects import ProjectDirectory, ProjectKeys
+from services.callback_gateway.projects import (
+    KEY_CHANGES,
+    STREAM_DOWN_FORGET_SECONDS,
+    STREAM_RETRY_SECONDS,
+    ProjectDirectory,
+)
 from services.callback_gateway.retry_after import retry_after_header
 from shared.broker import Broker, PublishFailed
+from shared.change_wakeup import ChangeWakeup
 from shared.health import add_health_routes, dependencies_ready
 from shared.messages import CallbackEvent, new_correlation_id
 from shared.mongo import PROJECTS, Document, connect, ensure_indexes
@@ -76,62 +86,56 @@ async def handle_callback(request: web.Request) -> web.Response:
     bound = log.bind(correlation_id=correlation_id, group_id=callback.group_id,
                      event_type=callback.type, event_id=callback.event_id)
     try:
-        project = await request.app[DIRECTORY].find(callback.group_id)
+        lookup = await request.app[DIRECTORY].lookup(callback.group_id, callback.secret)
     except PyMongoError as exc:
         bound.warning("project_lookup_failed", error=type(exc).__name__)
         metrics.count(callback.type, "unavailable")
         return plain("temporarily unavailable", 503, **retry_after_header(retry_counter))
 
     if callback.type == CONFIRMATION:
-        if project is None or not project.confirmation_code:
+        answer = confirmation_answer(lookup.projects, callback.secret)
+        if answer.code is None:
             metrics.count(callback.type, "unknown_group")
             return plain("unknown community", 404)
+        if answer.disagreeing:
+            bound.warning("confirmation_codes_disagree", project_ids=list(answer.disagreeing))
         metrics.count(callback.type, "confirmed")
-        return plain(project.confirmation_code)
+        return plain(answer.code)
 
-    if project is None:
+    if not lookup.projects:
         bound.info("callback_dropped_unknown_group")
         metrics.count(callback.type, "unknown_group")
         return plain("ok")
-    if not await _secret_matches(request.app[DIRECTORY], project, callback.group_id,
-                                 callback.secret):
-        bound.warning("callback_bad_secret", project_id=project.project_id,
-                      secret_present=callback.secret is not None)
+    if not lookup.addressed:
+        # Logged only when MongoDB confirmed it: a flood answered from the cache is
+        # counted (per community), not written line by line.
+        if lookup.read_now:
+            bound.warning("callback_bad_secret", secret_present=callback.secret is not None)
         metrics.count(callback.type, "bad_secret")
+        metrics.count_bad_secret(callback.group_id, checked=lookup.read_now)
         return plain("bad secret", 403)
 
-    event = CallbackEvent(
+    # One event per project the request is for; each is deduplicated per project.
+    events = [CallbackEvent(
         correlation_id=correlation_id, type=callback.type, group_id=callback.group_id,
         event_id=callback.event_id, v=callback.v, object=callback.object,
         project_id=project.project_id, received_at=datetime.now(UTC),
         retry_counter=retry_counter,
-    )
+    ) for project in lookup.addressed]
+    project_ids = [project.project_id for project in lookup.addressed]
     try:
-        await request.app[BROKER].publish_callback(
-            event, timeout=settings.gateway_publish_timeout_seconds)
+        await asyncio.gather(*(request.app[BROKER].publish_callback(
+            event, timeout=settings.gateway_publish_timeout_seconds) for event in events))
     except PublishFailed as exc:
-        bound.warning("callback_not_stored", project_id=project.project_id, error=str(exc))
+        bound.warning("callback_not_stored", project_ids=project_ids, error=str(exc))
         metrics.count(callback.type, "unavailable")
         return plain("temporarily unavailable", 503, **retry_after_header(retry_counter))
     # DEBUG, not INFO: one line per callback was 8-27 % of the gateway's CPU (bench/gateway.py);
     # the refresher's ``refresh_requested`` carries the same correlation and event ids.
-    bound.debug("callback_accepted", project_id=project.project_id,
-                retry_counter=event.retry_counter)
+    bound.debug("callback_accepted", project_ids=project_ids, retry_counter=retry_counter)
     metrics.count(callback.type, "accepted")
     metrics.ACK_SECONDS.observe(time.perf_counter() - started)
     return plain("ok")
-
-
-async def _secret_matches(directory: ProjectDirectory, project: ProjectKeys, group_id: int,
-                          secret: str | None) -> bool:
-    """Compare with the cached secret, and once more with MongoDB's (it may be rotated)."""
-    if project.accepts_secret(secret):
-        return True
-    try:
-        current = await directory.find(group_id, fresh=True)
-    except PyMongoError:
-        return False
-    return current is not None and current.accepts_secret(secret)
 
 
 def init_app(settings: Settings) -> web.Application:
@@ -148,7 +152,7 @@ def init_app(settings: Settings) -> web.Application:
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    client = connect(settings)
+    client = connect(settings, "callback_gateway")
     db = client[settings.mongo_db]
     await ensure_indexes(db, settings.updates_retention_seconds)
     broker = Broker(str(settings.amqp_url), Topology(settings.amqp_prefix),
@@ -156,8 +160,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await broker.connect()
     app[BROKER] = broker
     app[MONGO] = client
-    app[DIRECTORY] = ProjectDirectory(db[PROJECTS], settings.gateway_project_cache_seconds)
+    directory = ProjectDirectory(db[PROJECTS], settings.gateway_project_cache_seconds,
+                                 settings.gateway_refusal_cache_seconds)
+    app[DIRECTORY] = directory
+    key_changes = ChangeWakeup(db[PROJECTS], directory.forget,
+                               poll_seconds=STREAM_DOWN_FORGET_SECONDS,
+                               retry_seconds=STREAM_RETRY_SECONDS, pipeline=KEY_CHANGES)
+    watcher = asyncio.create_task(key_changes.run(), name="gateway project changes")
     yield
+    watcher.cancel()
+    await asyncio.gather(watcher, return_exceptions=True)
     await broker.close()
     await client.close()
 

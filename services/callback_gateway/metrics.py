@@ -14,6 +14,13 @@ CALLBACKS = Counter(
     "gateway_callbacks_total", "Callbacks received, by event type and outcome",
     ["type", "outcome"],
 )
+# Per community: only known communities get a 403, so the label is bounded by the projects.
+BAD_SECRETS = Counter(
+    "gateway_bad_secrets_total",
+    "Callbacks refused (403) for their secret, by community, and whether MongoDB was read "
+    "to refuse it (checked=false: answered from the gateway's cache of refusals)",
+    ["group_id", "checked"],
+)
 ACK_SECONDS = Histogram(
     "gateway_callback_ack_seconds", "Time from request to answer for accepted events",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
@@ -26,3 +33,7 @@ def type_label(event_type: str | None) -> str:
 
 def count(event_type: str | None, outcome: str) -> None:
     CALLBACKS.labels(type=type_label(event_type), outcome=outcome).inc()
+
+
+def count_bad_secret(group_id: int, *, checked: bool) -> None:
+    BAD_SECRETS.labels(group_id=str(group_id), checked="true" if checked else "false").inc()

@@ -17,7 +17,7 @@ from shared.vk import VkClient
 
 @asynccontextmanager
 async def lifespan(settings: Settings) -> AsyncIterator[None]:
-    client = connect(settings)
+    client = connect(settings, "post_tracker")
     try:
         db = client[settings.mongo_db]
         await ensure_indexes(db, settings.updates_retention_seconds)

@@ -42,7 +42,8 @@ from services.post_tracker.publisher import Publisher, Step
 from services.post_tracker.records import Project, count_by_status
 from services.post_tracker.store import PostStore
 from services.post_tracker.verifier import Verifier
-from services.post_tracker.wakeup import ChangeWakeup
+from services.post_tracker.wakeup import WAKE_PIPELINE
+from shared.change_wakeup import ChangeWakeup
 from shared.messages import utc_now
 from shared.mongo import SYSTEM_POSTS, Document
 from shared.vk import VkClient
@@ -76,7 +77,8 @@ class Tracker:
                                   date_slack=options.date_slack, clock=clock)
         self._wakeup = ChangeWakeup(db[SYSTEM_POSTS], self.wake,
                                     poll_seconds=options.poll_fallback_seconds,
-                                    retry_seconds=options.stream_retry_seconds)
+                                    retry_seconds=options.stream_retry_seconds,
+                                    pipeline=WAKE_PIPELINE)
         self._wake = asyncio.Event()
         self._runs: dict[str, asyncio.Task[None]] = {}
         self._busy_until: dict[str, datetime] = {}

@@ -1,4 +1,7 @@
-"""Recognising VK's retries of an event already taken (same group_id and event_id, 3 h).
+"""Recognising VK's retries of an event already taken (same project, group_id and
+event_id, 3 h). Per project: a community's event reaches each of its projects (through
+each one's callback server, see ``services/callback_gateway/addressing.py``), and one
+project's copy is no duplicate of another's.
 
 The first message to *claim* an event owns it. A broker redelivery of that same
 message (same correlation id) may carry on; any other copy — VK retrying because
@@ -22,7 +25,7 @@ DUPLICATE_KEY = 11000  # MongoDB's error code
 
 
 def event_key(event: CallbackEvent) -> str | None:
-    return f"{event.group_id}:{event.event_id}" if event.event_id else None
+    return f"{event.project_id}:{event.group_id}:{event.event_id}" if event.event_id else None
 
 
 class EventLedger:

@@ -21,7 +21,7 @@ from shared.vk import VkClient
 
 @asynccontextmanager
 async def lifespan(settings: Settings) -> AsyncIterator[None]:
-    client = connect(settings)
+    client = connect(settings, "refresher")
     db = client[settings.mongo_db]
     await ensure_indexes(db, settings.updates_retention_seconds)
     broker = Broker(str(settings.amqp_url), Topology(settings.amqp_prefix), client_name="refresher")

@@ -66,7 +66,7 @@ def init_app(settings: Settings, *, broker: Broker | None = None,
 
 async def open_update_log(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    client = connect(settings)
+    client = connect(settings, "update_notifier")
     try:
         db = client[settings.mongo_db]
         await ensure_indexes(db, settings.updates_retention_seconds)

@@ -3,6 +3,9 @@
 * empty body or ``{}``               → :class:`Legacy` (the original frontend contract);
 * ``{"cursor": null}`` or ``""``     → :class:`StartChain`;
 * ``{"cursor": "v1.42"}``            → :class:`Resume`.
+
+Fields other than ``cursor`` are ignored (a frontend may add a client version or a
+timestamp without losing its updates); ``cursor`` itself is checked strictly.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ GetUpdatesRequest = Legacy | StartChain | Resume
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
 
     cursor: str | None = None
 

@@ -210,8 +210,10 @@ async def abort_orphaned_transactions(client: AsyncMongoClient[Document],
     """End the transactions of this application (same ``appname``) that are idle and have
     been open for ``open_seconds``: their client is gone, since ours finish in
     milliseconds. Their sessions are killed, which aborts them at once instead of when
-    the server's lifetime limit runs out. Needs the ``inprog`` and ``killAnySession``
-    privileges. Returns how many were ended."""
+    the server's lifetime limit runs out. Every service has its own ``appname``
+    (:func:`shared.mongo.connect`), so the longer transactions of the others (a
+    refresher's snapshot) are never touched. Needs the ``inprog`` and
+    ``killAnySession`` privileges. Returns how many were ended."""
     application = client.options.pool_options.metadata.get("application", {}).get("name")
     if not application:
         return 0

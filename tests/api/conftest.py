@@ -22,7 +22,7 @@ async def api_settings(mongo_server_url: str, amqp_url: str) -> AsyncIterator[Se
     """The module's own database and broker prefix; both are removed afterwards."""
     settings = isolated_settings(mongo_server_url, amqp_url)
     yield settings
-    client = connect(settings)
+    client = connect(settings, "tests")
     try:
         await client.drop_database(settings.mongo_db)
     finally:

@@ -53,7 +53,7 @@ AIMS = ("as_generated", "project", "project_wrong_secret")
 @pytest.fixture(scope="module")
 async def gateway(api_settings: Settings, tmp_path_factory: pytest.TempPathFactory
                   ) -> AsyncIterator[RunningService]:
-    client = connect(api_settings)
+    client = connect(api_settings, "tests")
     try:
         await insert_project(client[api_settings.mongo_db], group_id=PROJECT.group_id,
                              secret=PROJECT.secret, confirmation_code=PROJECT.confirmation_code)

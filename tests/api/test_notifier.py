@@ -66,7 +66,7 @@ async def notifier(api_settings: Settings, api_broker: Broker,
         for project_id in LOGGED_UPDATES:
             await eventually(partial(published, api_broker, project_id), timeout=60,
                              what=f"an update of {project_id} published")
-        client: AsyncMongoClient[Document] = connect(settings)
+        client: AsyncMongoClient[Document] = connect(settings, "tests")
         try:
             async def all_logged() -> bool:
                 count = await client[settings.mongo_db][PROJECT_UPDATES].count_documents({})
@@ -114,8 +114,8 @@ class TestPollingContract:
         assert {200, 400, 401} <= set(log.statuses), log.statuses
 
     async def test_invalid_polls_are_refused_as_documented(self, notifier: RunningService) -> None:
-        """Bodies that break the schema (schemathesis' negative mode: not an object, unknown
-        fields, a cursor of the wrong type or shape) all get the documented 400."""
+        """Bodies that break the schema (schemathesis' negative mode: not an object, a cursor
+        of the wrong type or shape) all get the documented 400."""
         operation = api_schema(SERVICE)[POLL[0]][POLL[1]]
         strategy = st.tuples(st.just(BEARER), operation.as_strategy(GenerationMode.NEGATIVE))
         log = Log()

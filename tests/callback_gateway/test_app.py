@@ -1,19 +1,27 @@
 from __future__ import annotations
 
+import asyncio
 import json
+import secrets
+import time
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pymongo.asynchronous.database import AsyncDatabase
+from structlog.testing import capture_logs
 
+from services.callback_gateway import metrics
 from services.callback_gateway.app import init_app
+from services.callback_gateway.projects import RECHECKS_PER_WINDOW
 from shared.broker import Broker
 from shared.messages import CallbackEvent
 from shared.mongo import Document
 from shared.settings import Settings
+from tests.callback_gateway.test_projects import mongo_queries
 from tests.factories import insert_project
+from tests.waiting import eventually
 
 Client = TestClient[web.Request, web.Application]
 EVENT_ID = "0123456789abcdef0123456789abcdef01234567"
@@ -146,3 +154,109 @@ class TestSecretRotation:
         assert (await gateway.post("/api/callback", json=event(16, secret="new-secret"))).status == 200
         assert (await gateway.post("/api/callback", json=event(16, secret="old-secret"))).status == 403
         assert len(await queued(broker)) == 2
+
+
+class TestSharedCommunity:
+    async def test_each_projects_secret_reaches_that_project(
+        self, gateway: Client, db: AsyncDatabase[Document], broker: Broker
+    ) -> None:
+        """Two projects on one community, each with its own callback server (secret): each
+        copy VK sends goes to its own project; a secret neither holds is refused."""
+        first = await insert_project(db, group_id=21, secret="first-secret")
+        second = await insert_project(db, group_id=21, secret="second-secret")
+        for secret in ("first-secret", "second-secret"):
+            response = await gateway.post("/api/callback", json=event(21, secret=secret))
+            assert (response.status, await response.text()) == (200, "ok")
+        assert (await gateway.post("/api/callback", json=event(21, secret="x"))).status == 403
+        assert [e.project_id for e in await queued(broker)] == [first, second]
+
+    async def test_projects_sharing_a_secret_each_get_the_event(
+        self, gateway: Client, db: AsyncDatabase[Document], broker: Broker
+    ) -> None:
+        """One request for two projects: one event each, with the same event and
+        correlation ids (deduplicated per project by the refresher)."""
+        first = await insert_project(db, group_id=22, secret="shared")
+        second = await insert_project(db, group_id=22, secret="shared")
+        await insert_project(db, group_id=22, secret="another team")
+        response = await gateway.post("/api/callback", json=event(22, secret="shared"))
+        assert (response.status, await response.text()) == (200, "ok")
+        events = await queued(broker)
+        assert sorted(e.project_id for e in events) == sorted([first, second])
+        assert {(e.event_id, e.correlation_id) for e in events} == {
+            (EVENT_ID, events[0].correlation_id)}
+
+    async def test_a_request_without_secret_goes_to_projects_without_one(
+        self, gateway: Client, db: AsyncDatabase[Document], broker: Broker
+    ) -> None:
+        """A callback server without a secret serves the projects that hold none."""
+        await insert_project(db, group_id=23, secret="s3cret")
+        open_project = await insert_project(db, group_id=23)
+        response = await gateway.post("/api/callback", json=event(23))
+        assert (response.status, await response.text()) == (200, "ok")
+        assert [e.project_id for e in await queued(broker)] == [open_project]
+
+    async def test_confirmation_answers_the_communitys_code(
+        self, gateway: Client, db: AsyncDatabase[Document]
+    ) -> None:
+        """The projects hold VK's one code; if they disagree, the one matching the secret
+        answers and the disagreement is logged (project ids only, no codes)."""
+        await insert_project(db, group_id=24, secret="a", confirmation_code="same", _id="p-a")
+        await insert_project(db, group_id=24, secret="b", confirmation_code="same", _id="p-b")
+        confirmation = {"type": "confirmation", "group_id": 24}
+
+        async def answer(secret: str) -> str:
+            response = await gateway.post("/api/callback", json={**confirmation, "secret": secret})
+            assert response.status == 200
+            return await response.text()
+
+        assert await answer("b") == "same"
+        await db["projects"].update_one({"_id": "p-b"},
+                                        {"$set": {"vk_confirmation_code": "newer"}})
+
+        async def changed() -> bool:  # the gateway hears of the change through its stream
+            return await answer("b") == "newer"
+
+        await eventually(changed, what="the changed code")
+        with capture_logs() as logs:
+            assert [await answer("b"), await answer("a")] == ["newer", "same"]
+        disagreements = [e for e in logs if e["event"] == "confirmation_codes_disagree"]
+        assert [e["project_ids"] for e in disagreements] == [["p-a", "p-b"]] * 2
+        assert not any("newer" in str(entry) for entry in logs)
+
+
+def bad_secrets_counted(group_id: int, checked: str) -> float:
+    value = metrics.BAD_SECRETS.labels(group_id=str(group_id), checked=checked)._value.get()
+    return float(value)
+
+
+class TestForgedFlood:
+    async def test_ten_thousand_forged_callbacks_cost_a_few_mongodb_reads(
+        self, gateway: Client, db: AsyncDatabase[Document], broker: Broker, settings: Settings
+    ) -> None:
+        """10,000 callbacks with random wrong secrets: all 403, nothing queued, and MongoDB
+        (``serverStatus().opcounters.query``) answers at most ``RECHECKS_PER_WINDOW`` + 1
+        queries per cache window (the refused secrets' and the projects' caches) instead
+        of one per callback; the real secret still works; the 403s are counted per
+        community."""
+        await insert_project(db, group_id=25, secret="real-secret")
+        cached_before = bad_secrets_counted(25, "false")
+        read_before = bad_secrets_counted(25, "true")
+        reads_before = await mongo_queries(db)
+        started = time.monotonic()
+        for _ in range(100):
+            answers = await asyncio.gather(*(
+                gateway.post("/api/callback", json=event(25, secret=secrets.token_urlsafe(16)))
+                for _ in range(100)))
+            assert {answer.status for answer in answers} == {403}
+        elapsed = time.monotonic() - started
+        reads = await mongo_queries(db) - reads_before
+        window = min(settings.gateway_refusal_cache_seconds,
+                     settings.gateway_project_cache_seconds)
+        windows = int(elapsed // window) + 1
+        print(f"\n10,000 forged callbacks in {elapsed:.1f} s: {reads} MongoDB queries")
+        assert reads <= (RECHECKS_PER_WINDOW + 1) * windows, (reads, elapsed)
+        assert bad_secrets_counted(25, "false") - cached_before >= 10_000 - reads
+        assert bad_secrets_counted(25, "true") - read_before <= reads
+        assert await queued(broker) == []
+        response = await gateway.post("/api/callback", json=event(25, secret="real-secret"))
+        assert (response.status, await response.text()) == (200, "ok")

@@ -50,7 +50,7 @@ async def stack_settings(mongo_server_url: str, amqp_url: str, sandbox_api_url: 
                          ) -> AsyncIterator[Settings]:
     """The module's own database and broker prefix, with one project; both removed after."""
     settings = isolated_settings(mongo_server_url, amqp_url, vk_api_url=sandbox_api_url)
-    client = connect(settings)
+    client = connect(settings, "tests")
     try:
         await insert_project(client[settings.mongo_db], group_id=SEEDED.group_id,
                              secret=SEEDED.secret)

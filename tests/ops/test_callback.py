@@ -53,6 +53,37 @@ class TestCallbackSetup:
             for result in (setup, status, shown):
                 assert token not in result.text
 
+    async def test_two_projects_on_one_community_each_get_its_events(
+            self, vk_settings: Settings, vk_sandbox: RunningSandbox,
+            db: AsyncDatabase[Document]) -> None:
+        """Two teams plan for one community: each project's setup makes a callback server
+        of its own (the second does not take over the first's), VK confirms both, and a
+        new post reaches both projects' caches (VK sends a copy to each server, each with
+        its project's secret); setting one up again keeps the other's server."""
+        settings = stack_settings(vk_settings)
+        ops = Ops(settings)
+        async with callback_path(settings):
+            group_id, token = await add_project(ops, vk_sandbox, "shop")
+            added = await ops("projects", "add", "--id", "shop-2", "--name", "Second team",
+                              "--group-id", str(group_id), environ={"VK_USER_TOKEN": token})
+            assert added.code == 0, added.err
+            for project_id in ("shop", "shop-2", "shop"):
+                setup = await ops("callback", "setup", project_id, "--url", gateway_url(settings))
+                assert setup.code == 0, setup.err
+                assert setup.out.splitlines()[-1].endswith(": ok")
+            projects = {document["_id"]: document async for document in db["projects"].find()}
+            server_ids = {p["vk_callback_server_id"] for p in projects.values()}
+            secrets = {p["vk_callback_secret"] for p in projects.values()}
+            assert len(server_ids) == 2 and len(secrets) == 2
+            post = await vk_sandbox.control.create_post(group_id, "For both teams")
+
+            async def both_cached() -> bool:
+                caches = [await cached_ids(db, project_id, ContentType.PUBLISHED)
+                          for project_id in ("shop", "shop-2")]
+                return all(post["id"] in cache for cache in caches)
+
+            await eventually(both_cached, what="the new post in both projects' caches")
+
     async def test_unreachable_gateway_fails_and_status_says_so(
             self, ops: Ops, vk_sandbox: RunningSandbox) -> None:
         """With nothing at the URL VK marks the server failed: setup and status exit 1."""

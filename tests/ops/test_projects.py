@@ -73,8 +73,9 @@ class TestProjectsAdd:
                               "terminal to be asked\n")
         assert await db[PROJECTS].count_documents({}) == 0
 
-    async def test_duplicate_id_or_community_is_refused(self, ops: Ops) -> None:
-        """A second project with the same id, or for the same community, fails with one line."""
+    async def test_duplicate_id_is_refused_a_shared_community_is_not(self, ops: Ops) -> None:
+        """A second project with the same id fails with one line; a second project for the
+        same community is added (several teams may plan for one), and told so."""
         assert (await ops("projects", "add", "--id", "a", "--name", "A", "--group-id", "1",
                           environ=ENV)).code == 0
         same_id = await ops("projects", "add", "--id", "a", "--name", "A", "--group-id", "2",
@@ -82,8 +83,8 @@ class TestProjectsAdd:
         assert (same_id.code, same_id.err) == (1, "error: project a already exists\n")
         same_group = await ops("projects", "add", "--id", "b", "--name", "B", "--group-id", "1",
                                environ=ENV)
-        assert (same_group.code, same_group.err) == (
-            1, "error: community 1 already belongs to project a\n")
+        assert same_group.code == 0, same_group.err
+        assert "community 1 is shared with: a\n" in same_group.out
 
     async def test_bad_group_id_is_a_usage_error(self, ops: Ops) -> None:
         """--group-id must be a positive integer (argparse's usage error, exit 2)."""

@@ -9,8 +9,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 from structlog.testing import capture_logs
 
 from services.post_tracker.records import Status
-from services.post_tracker.wakeup import ChangeWakeup
+from services.post_tracker.wakeup import WAKE_PIPELINE
 from shared.broker import Broker
+from shared.change_wakeup import ChangeWakeup
 from shared.mongo import SYSTEM_POSTS, Document
 from shared.settings import Settings
 from tests.conftest import RunningSandbox
@@ -82,7 +83,7 @@ class TestChangeWakeup:
         """Insert, new date, back to pending → a wake each; a claim (→ publishing) → none."""
         wakes: list[float] = []
         wakeup = ChangeWakeup(db[SYSTEM_POSTS], lambda: wakes.append(0), poll_seconds=60,
-                              retry_seconds=60)
+                              retry_seconds=60, pipeline=WAKE_PIPELINE)
         task = asyncio.create_task(wakeup.run())
         try:
             await eventually(lambda: asyncio.sleep(0, wakeup.watching), what="the stream")

@@ -13,9 +13,10 @@ from shared.messages import CallbackEvent
 from shared.mongo import PROCESSED_EVENTS, Document
 
 
-def event(event_id: str | None, correlation_id: str | None = None) -> CallbackEvent:
+def event(event_id: str | None, correlation_id: str | None = None, project_id: str = "p"
+          ) -> CallbackEvent:
     return CallbackEvent(correlation_id=correlation_id or uuid.uuid4().hex, type="wall_post_new",
-                         group_id=7, event_id=event_id, project_id="p",
+                         group_id=7, event_id=event_id, project_id=project_id,
                          received_at=datetime.now(UTC))
 
 
@@ -29,8 +30,24 @@ class TestEventLedger:
         assert await ledger.claim(original) is True
         assert await ledger.claim(event("e1")) is False
         assert await ledger.claim(original) is True  # a broker redelivery carries on
-        stored = await db[PROCESSED_EVENTS].find_one({"_id": "7:e1"})
+        stored = await db[PROCESSED_EVENTS].find_one({"_id": "p:7:e1"})
         assert stored is not None and stored["claimed_by"] == original.correlation_id
+
+    async def test_an_event_is_claimed_once_per_project(
+        self, db: AsyncDatabase[Document]
+    ) -> None:
+        """Two projects of one community each get the community's event once: one
+        project's copy (one callback, or its own callback server's) is no duplicate of the
+        other's, and each one's VK retries are."""
+        ledger = EventLedger(db[PROCESSED_EVENTS])
+        shared_correlation = uuid.uuid4().hex  # one callback addressing both projects
+        first = event("e1", shared_correlation, project_id="p1")
+        second = event("e1", shared_correlation, project_id="p2")
+        assert await ledger.claim(first) is True
+        assert await ledger.claim(second) is True
+        assert await ledger.claim(event("e1", project_id="p1")) is False
+        assert await ledger.claim(event("e1", project_id="p2")) is False
+        assert await ledger.claim(event("e1", project_id="p3")) is True  # its own server's copy
 
     async def test_concurrent_claims_are_batched_and_each_answered_right(
         self, db: AsyncDatabase[Document]

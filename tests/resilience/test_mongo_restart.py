@@ -84,7 +84,7 @@ def private_mongod() -> Iterator[PrivateMongod]:
 
 @contextlib.asynccontextmanager
 async def database(settings: Settings) -> AsyncIterator[AsyncDatabase[Document]]:
-    client: AsyncMongoClient[Document] = connect(settings)
+    client: AsyncMongoClient[Document] = connect(settings, "tests")
     try:
         db = client[settings.mongo_db]
         await ensure_indexes(db, settings.updates_retention_seconds)

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.callback_gateway.projects import ProjectKeys
+from services.callback_gateway.addressing import ProjectKeys
 from shared.mongo import PROJECTS, SYSTEM_POSTS, Document
 from shared.settings import LogLevel, Settings
 from tests.conftest import RunningSandbox

@@ -313,7 +313,7 @@ class TestHeadAgainstTheLog:
     ) -> None:
         """200 appends from two writers; a reader polling through the head (falling back
         whenever its cursor is ahead of the tail) sees every entry once, never a resync."""
-        clients = [connect(settings), connect(settings)]
+        clients = [connect(settings, "update_notifier"), connect(settings, "update_notifier")]
         try:
             writers = [await log_with(client[settings.mongo_db], []) for client in clients]
             reader = UpdateLog(db)

@@ -3,12 +3,21 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
+import pytest
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import OperationFailure
 from structlog.testing import capture_logs
 
 from services.update_notifier.polling import poll_after
 from services.update_notifier.recorder import recorder
-from services.update_notifier.update_log import SEQ_COUNTER_ID, Appended, UpdateLog
+from services.update_notifier.update_log import (
+    SEQ_COUNTER_ID,
+    Appended,
+    UpdateLog,
+    abort_orphaned_transactions,
+)
 from shared.mongo import COUNTERS, PROJECT_UPDATES, ContentType, Document, connect
 from shared.settings import Settings
 from tests.update_notifier.conftest import update
@@ -18,6 +27,48 @@ async def prepared(db: AsyncDatabase[Document]) -> UpdateLog:
     update_log = UpdateLog(db)
     await update_log.prepare()
     return update_log
+
+
+async def open_transaction(client: AsyncMongoClient[Document], database: str
+                           ) -> AsyncClientSession:
+    """A session whose transaction has written one post and is now idle, left open."""
+    session = client.start_session()
+    await session.start_transaction()
+    await client[database][SCHEDULED_POSTS].insert_one(
+        {"project_id": "p1", "vk_post_id": 1, "text": "in a transaction"}, session=session)
+    return session
+
+
+SCHEDULED_POSTS = ContentType.SCHEDULED.collection
+
+
+class TestOrphanedTransactions:
+    """The notifier ends idle transactions of its own ``appname`` only (each service has
+    its own), so another service's long transaction is never killed by it."""
+
+    @pytest.mark.parametrize(("writer", "survives"), [
+        ("refresher", True), ("update_notifier", False)], ids=["refresher", "notifier"])
+    async def test_a_long_refresher_transaction_is_not_killed(
+        self, db: AsyncDatabase[Document], settings: Settings, writer: str, survives: bool
+    ) -> None:
+        """A refresher transaction open (and idle) past the notifier's threshold survives
+        the notifier's clean-up and commits; the same transaction left by (another replica
+        of) the notifier is ended: its commit fails and its write is gone."""
+        notifier, other = connect(settings, "update_notifier"), connect(settings, writer)
+        try:
+            session = await open_transaction(other, settings.mongo_db)
+            ended = await abort_orphaned_transactions(notifier, open_seconds=0)
+            if survives:
+                await session.commit_transaction()
+            else:
+                assert ended >= 1
+                with pytest.raises(OperationFailure):
+                    await session.commit_transaction()
+            await session.end_session()
+            assert await db[SCHEDULED_POSTS].count_documents({"project_id": "p1"}) == survives
+        finally:
+            await notifier.close()
+            await other.close()
 
 
 class TestAppend:
@@ -82,7 +133,7 @@ class TestAppend:
         This is the commit-order property: if seq N+1 could be visible before N, a
         poll in between would move the cursor past N for good.
         """
-        clients = [connect(settings), connect(settings)]
+        clients = [connect(settings, "update_notifier"), connect(settings, "update_notifier")]
         try:
             writers = [await prepared(client[settings.mongo_db]) for client in clients]
             reader = UpdateLog(db)

@@ -54,7 +54,7 @@ class OpsContext:
 
     def db(self) -> AsyncDatabase[Document]:
         if self._mongo is None:
-            self._mongo = connect(self.settings)
+            self._mongo = connect(self.settings, "ops")
         return self._mongo[self.settings.mongo_db]
 
     def vk(self) -> VkClient:

@@ -82,9 +82,9 @@ async def add_project(ctx: OpsContext, args: argparse.Namespace) -> int:
     secret = await _secret_input(
         ctx, SECRET_VARIABLE, "Callback secret (input hidden; empty: none yet): ", required=False)
     projects = ctx.db()[PROJECTS]
-    owner = await projects.find_one({"vk_group_id": args.group_id}, projection={"_id": 1})
-    if owner is not None:
-        raise OpsFailure(f"community {args.group_id} already belongs to project {owner['_id']}")
+    # Several projects may plan for one community; each gets its own callback server.
+    sharing = [str(document["_id"]) async for document in projects.find(
+        {"vk_group_id": args.group_id}, projection={"_id": 1})]
     try:
         await projects.insert_one({
             "_id": args.project_id, "name": args.name, "vk_group_id": args.group_id,
@@ -94,6 +94,8 @@ async def add_project(ctx: OpsContext, args: argparse.Namespace) -> int:
         raise OpsFailure(f"project {args.project_id} already exists") from None
     ctx.say(f"project {args.project_id} added: community {args.group_id}, user token set, "
             f"callback secret {table.presence(secret)}")
+    if sharing:
+        ctx.say(f"community {args.group_id} is shared with: {', '.join(sorted(sharing))}")
     ctx.say(f"next: python -m tools.ops callback setup {args.project_id} "
             "--url https://<gateway>/api/callback")
     return EXIT_OK
