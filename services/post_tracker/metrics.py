@@ -9,7 +9,7 @@ POSTS_PUBLISHED = Counter(
 PUBLISH_ERRORS = Counter(
     "post_tracker_publish_errors_total",
     "Failed wall.post calls, by VK error code ('none' when VK gave none) and what followed",
-    ["code", "outcome"])  # outcome: error, retry, unknown
+    ["code", "outcome"])  # outcome: error, retry, unknown, rejected (never sent)
 POSTS_VERIFIED = Counter(
     "post_tracker_posts_verified_total", "System posts found on the wall and deleted, by way",
     ["way"])  # id (way 1), content (way 2)
@@ -25,3 +25,6 @@ CYCLE_SECONDS = Histogram(
     "post_tracker_cycle_seconds",
     "Duration of one scheduling cycle (phase=schedule) or one project's verification "
     "(phase=verify)", ["phase"])
+RESENDS = Counter(
+    "post_tracker_resends_total",
+    "wall.post sent again with the same guid after an unknown outcome (not found on the wall)")

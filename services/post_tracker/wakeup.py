@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services.post_tracker.records import Status
+from shared.documents import Status
 from shared.mongo import Document
 
 log = structlog.get_logger(__name__)

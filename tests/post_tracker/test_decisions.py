@@ -37,7 +37,8 @@ def vk_error(code: int, message: str = "boom") -> VkError:
     return error_from_payload({"error_code": code, "error_msg": message}, "wall.post")
 
 
-def decide(exc: BaseException, attempts: int = 0) -> object:
+def decide(exc: BaseException, attempts: int = 1) -> object:
+    """``attempts``: wall.post calls made for the publication, this one included."""
     return decide_failure(exc, attempts=attempts, now=NOW, rules=RULES, rng=random.Random(1))
 
 
@@ -55,8 +56,8 @@ class TestDecideFailure:
 
     @pytest.mark.parametrize("code", [6, 9])
     def test_rejected_before_acting_retries_with_backoff(self, code: int) -> None:
-        """6 and 9 prove nothing was posted: back to pending, one more attempt, a back-off."""
-        assert decide(vk_error(code), attempts=1) == Retry(
+        """6 and 9 prove nothing was posted: back to pending with the count and a back-off."""
+        assert decide(vk_error(code), attempts=2) == Retry(
             f"VK error {code} in wall.post: boom", code, 2, NOW + timedelta(seconds=20))
 
     def test_refused_connection_retries(self) -> None:
@@ -72,7 +73,7 @@ class TestDecideFailure:
 
     def test_retries_are_bounded(self) -> None:
         """The attempt that reaches max_attempts turns into error, saying so."""
-        decision = decide(vk_error(9), attempts=2)
+        decision = decide(vk_error(9), attempts=3)
         assert decision == Fail("gave up after 3 attempts: VK error 9 in wall.post: boom", 9, 3)
 
     @pytest.mark.parametrize("code", [5, 7, 14, 15, 27, 100, 210, 214, 219, 220, 221, 222, 223,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from services.post_tracker.matching import (
     Match,
@@ -26,6 +27,12 @@ def wall_post(post_id: int, text: str, *, at: datetime = T0, photos: tuple[str, 
     return WallPost.model_validate({"id": post_id, "owner_id": -1, "from_id": -1,
                                     "date": int(at.timestamp()), "text": text,
                                     "attachments": attachments})
+
+
+def match_on_wall(posts: list[Unverified], wall: list[WallPost],
+                  **options: Any) -> dict[str, Match]:
+    """:func:`match_posts` on the wall of community 1."""
+    return match_posts(posts, wall, owner_id=-1, **options)
 
 
 def unverified(key: str, text: str = "", *, vk_post_id: int | None = None,
@@ -66,40 +73,40 @@ class TestImageSet:
 class TestWayOne:
     def test_found_by_id(self) -> None:
         """A post whose vk_post_id is on the wall is matched by id, whatever its text."""
-        matches = match_posts([unverified("a", "whatever", vk_post_id=7)],
+        matches = match_on_wall([unverified("a", "whatever", vk_post_id=7)],
                               [wall_post(7, "edited on VK")])
         assert matches == {"a": Match("a", 7, Way.ID)}
 
     def test_missing_id_is_not_matched_by_content(self) -> None:
         """With a known id, a look-alike with another id does not count."""
-        assert match_posts([unverified("a", "same", vk_post_id=7)], [wall_post(8, "same")]) == {}
+        assert match_on_wall([unverified("a", "same", vk_post_id=7)], [wall_post(8, "same")]) == {}
 
 
 class TestWayTwo:
     def test_found_by_text_and_images(self) -> None:
         """Without an id, equal normalised text and equal photo sets match."""
-        matches = match_posts(
+        matches = match_on_wall(
             [unverified("a", "Hello  [id1|Ann]", photos=("photo-1_2", "photo-1_3_key"))],
             [wall_post(9, "hello ann", photos=("photo-1_3", "photo-1_2"))])
         assert matches == {"a": Match("a", 9, Way.CONTENT)}
 
     def test_text_alone_is_not_enough(self) -> None:
         """Different photos → no match."""
-        assert match_posts([unverified("a", "x", photos=("photo-1_2",))],
+        assert match_on_wall([unverified("a", "x", photos=("photo-1_2",))],
                            [wall_post(9, "x", photos=("photo-1_3",))]) == {}
 
     def test_images_alone_are_not_enough(self) -> None:
         """Different text → no match."""
-        assert match_posts([unverified("a", "x", photos=("photo-1_2",))],
+        assert match_on_wall([unverified("a", "x", photos=("photo-1_2",))],
                            [wall_post(9, "y", photos=("photo-1_2",))]) == {}
 
     def test_one_wall_post_verifies_at_most_one_system_post(self) -> None:
         """Two identical system posts need two wall posts; the older claim takes the older."""
         posts = [unverified("late", "same", since=T0 + timedelta(seconds=5)),
                  unverified("early", "same", since=T0)]
-        one = match_posts(posts, [wall_post(3, "same", at=T0)])
+        one = match_on_wall(posts, [wall_post(3, "same", at=T0)])
         assert one == {"early": Match("early", 3, Way.CONTENT)}
-        two = match_posts(posts, [wall_post(4, "same", at=T0 + timedelta(seconds=6)),
+        two = match_on_wall(posts, [wall_post(4, "same", at=T0 + timedelta(seconds=6)),
                                   wall_post(3, "same", at=T0)])
         assert two == {"early": Match("early", 3, Way.CONTENT),
                        "late": Match("late", 4, Way.CONTENT)}
@@ -107,14 +114,14 @@ class TestWayTwo:
     def test_wall_post_known_by_id_is_not_reused(self) -> None:
         """A wall post that is another system post's vk_post_id never verifies by content."""
         posts = [unverified("known", "same", vk_post_id=3), unverified("unknown", "same")]
-        assert match_posts(posts, [wall_post(3, "same")]) == {"known": Match("known", 3, Way.ID)}
-        assert match_posts([unverified("unknown", "same")], [wall_post(3, "same")],
+        assert match_on_wall(posts, [wall_post(3, "same")]) == {"known": Match("known", 3, Way.ID)}
+        assert match_on_wall([unverified("unknown", "same")], [wall_post(3, "same")],
                            reserved_ids={3}) == {}
 
     def test_wall_post_older_than_the_claim_does_not_match(self) -> None:
         """A look-alike published before the post was handed to VK (beyond the slack) is not it."""
         post = unverified("a", "same", since=T0)
         old = wall_post(3, "same", at=T0 - timedelta(seconds=60))
-        assert match_posts([post], [old]) == {}
+        assert match_on_wall([post], [old]) == {}
         slightly_early = wall_post(4, "same", at=T0 - timedelta(seconds=1))  # clock skew
-        assert match_posts([post], [slightly_early]) == {"a": Match("a", 4, Way.CONTENT)}
+        assert match_on_wall([post], [slightly_early]) == {"a": Match("a", 4, Way.CONTENT)}

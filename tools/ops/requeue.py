@@ -22,7 +22,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services.post_tracker.records import Status
+from shared.documents import Status
 from shared.mongo import Document
 
 REQUEUEABLE: tuple[str, ...] = (Status.ERROR.value, Status.POSSIBLE_ERROR.value)
