@@ -3,6 +3,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from services.post_tracker.matching import (
     Match,
     Unverified,
@@ -10,6 +12,7 @@ from services.post_tracker.matching import (
     image_set,
     match_posts,
     normalise_text,
+    published_on_wall,
 )
 from shared.vk import WallPost
 
@@ -57,6 +60,50 @@ class TestNormaliseText:
     def test_other_brackets_are_kept(self) -> None:
         """Brackets that are not mention markup are ordinary text."""
         assert normalise_text("[note|x] [id|y]") == "[note|x] [id|y]"
+
+
+class TestWhatVkDoesToText:
+    """Texts as sent and as VK's wall.get returns them (observed on VK)."""
+
+    @pytest.mark.parametrize(("sent", "on_the_wall"), [
+        ("Hi @durov (Pavel)!", "Hi [id1|Pavel]!"),
+        ("Ask *club1 (Support)", "Ask [club1|Support]"),
+        ("Tom & Jerry <3 \"quotes\"", "Tom &amp; Jerry &lt;3 &quot;quotes&quot;"),
+        ("line one\nline two", "line one<br>line two"),
+        ("I \u2764\ufe0f VK", "I \u2764 VK"),
+        ("zero\u200bwidth\u200d join\ufeff", "zerowidth join"),
+        ("Ｆｕｌｌ width", "Full width"),
+        ("  Many   spaces\t", "Many spaces"),
+    ], ids=["at-mention", "star-mention", "entities", "br", "variation-selector",
+            "zero-width", "nfkc", "whitespace"])
+    def test_sent_and_stored_compare_equal(self, sent: str, on_the_wall: str) -> None:
+        """The text VK shows normalises to the text the tracker sent."""
+        assert normalise_text(sent) == normalise_text(on_the_wall)
+
+    def test_different_words_stay_different(self) -> None:
+        """Normalisation does not make different texts equal."""
+        assert normalise_text("Sale at 10:00") != normalise_text("Sale at 11:00")
+
+
+class TestPublishedOnWall:
+    @pytest.mark.parametrize(("fields", "accepted"), [
+        ({}, True),
+        ({"post_type": "copy"}, True),
+        ({"post_type": "suggest"}, False),
+        ({"post_type": "postpone"}, False),
+        ({"is_deleted": True}, False),
+        ({"owner_id": -2}, False),
+    ], ids=["post", "copy", "suggestion", "postponed", "deleted", "other-wall"])
+    def test_only_published_posts_of_the_community_count(self, fields: dict[str, Any],
+                                                         accepted: bool) -> None:
+        """Way 1 and way 2 accept only a published post of the community's own wall."""
+        raw = {"id": 7, "owner_id": -1, "from_id": -1, "date": int(T0.timestamp()),
+               "text": "same", **fields}
+        post = WallPost.model_validate(raw)
+        assert published_on_wall(post, -1) is accepted
+        by_id = match_on_wall([unverified("a", "x", vk_post_id=7)], [post])
+        by_content = match_on_wall([unverified("b", "same")], [post])
+        assert (by_id != {}, by_content != {}) == (accepted, accepted)
 
 
 class TestImageSet:
