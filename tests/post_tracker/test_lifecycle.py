@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import timedelta
 from typing import Any
@@ -11,12 +12,16 @@ from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 from structlog.testing import capture_logs
 
+from services.post_tracker.tracker import Tracker
 from shared.broker import Broker
 from shared.documents import Status
 from shared.mongo import GLOBAL_VARIABLES, Document
+from shared.retry import BackoffPolicy
 from shared.settings import Settings
+from shared.vk import VkClient
 from tests.conftest import RunningSandbox
 from tests.post_tracker.conftest import (
+    FAST_RETRY,
     UpdatesInbox,
     fast_options,
     get_post,
@@ -163,6 +168,51 @@ class TestVerification:
         assert await vk_sandbox.control.calls("wall.post") == []
 
 
+    async def test_unreadable_wall_is_its_own_possible_error(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """A post VK confirmed with an id, and a wall that could not be read for the whole
+        window: possible_error "not verified: wall unreadable: VK error 5 …", not "not
+        found"; nothing is re-sent."""
+        community = await new_community(db, vk_sandbox)
+        wall_post = await vk_sandbox.control.create_post(community.group_id, "Confirmed")
+        await vk_sandbox.control.inject_fault("error", method="wall.get", code=5, count=1000)
+        post_id = await insert_post(db, community.project_id, "Confirmed",
+                                    status=Status.PUBLISHING, sent_text="Confirmed",
+                                    claimed_by="gone", claimed_at=now(), guid="g",
+                                    vk_post_id=wall_post["id"])
+        async with running_trackers(db, tracker_settings, broker,
+                                    fast_options(verify_timeout_seconds=2.0)):
+            document = await wait_status(db, post_id, Status.POSSIBLE_ERROR)
+        assert document["error"].startswith("not verified: wall unreadable: VK error 5 in "
+                                            "wall.get")
+        assert await vk_sandbox.control.calls("wall.post") == []
+
+    async def test_content_match_reads_back_past_the_first_page(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """Way 2 pages back (offset) until it passes posts older than the claim: a post
+        with 25 newer ones above it (one page is 20) is still found, not resent."""
+        community = await new_community(db, vk_sandbox)
+        claimed = now() - timedelta(seconds=2)
+        await vk_sandbox.control.create_post(community.group_id, "older post")
+        await vk_sandbox.control.create_post(community.group_id, "Deep  down")
+        for index in range(25):
+            await vk_sandbox.control.create_post(community.group_id, f"newer {index}")
+        post_id = await insert_post(db, community.project_id, "Deep down",
+                                    status=Status.PUBLISHING, sent_text="Deep down",
+                                    claimed_by="gone", claimed_at=claimed)
+        with capture_logs(processors=WITH_CONTEXT) as logs:
+            async with running_trackers(db, tracker_settings, broker, fast_options()):
+                await wait_deleted(db, post_id)
+        verified = [entry for entry in logs if entry["event"] == "post_verified"]
+        assert [entry["way"] for entry in verified] == ["content"]
+        offsets = [call["params"].get("offset") for call in
+                   await vk_sandbox.control.calls("wall.get")]
+        assert offsets[:2] == ["0", "20"]
+        assert await vk_sandbox.control.calls("wall.post") == []
+
+
 class TestErrors:
     async def test_permanent_error_is_recorded_with_code(
             self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
@@ -222,6 +272,29 @@ class TestErrors:
         retries = [entry["attempts"] for entry in logs if entry["event"] == "post_retry_scheduled"]
         assert retries == [1, 2]
         assert len(await published(vk_sandbox, community.group_id)) == 1
+
+    async def test_one_budget_for_client_and_tracker(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """Error 9 every time, a client that retries 4 times itself, a budget of 5 per
+        publication: 5 wall.post calls in all (not 4 × 5), then error saying so."""
+        community = await new_community(db, vk_sandbox)
+        await vk_sandbox.control.inject_fault("error", method="wall.post", code=9, count=100)
+        post_id = await insert_post(db, community.project_id, "Flooded")
+        rules = dataclasses.replace(FAST_RETRY, max_attempts=5)
+        client = VkClient.from_settings(tracker_settings.model_copy(
+            update={"vk_max_attempts": 4}))
+        client.backoff = BackoffPolicy(base_seconds=0.01, max_seconds=0.05, jitter=0)
+        async with client:
+            tracker = Tracker(db, client, broker, fast_options(retry=rules), instance_id="budget")
+            tracker.start()
+            try:
+                document = await wait_status(db, post_id, Status.ERROR, timeout=15)
+            finally:
+                await tracker.stop()
+        assert (document["attempts"], document["error_code"]) == (5, 9)
+        assert document["error"].startswith("gave up after 5 attempts: VK error 9")
+        assert len(await vk_sandbox.control.calls("wall.post")) == 5
 
     async def test_retries_are_bounded(
             self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
