@@ -258,6 +258,7 @@ class SystemPost(_Tolerant):
     attempts: Count = 0
     resends: Count = 0
     outcome_unknown: Annotated[bool, BeforeValidator(_flag)] = False
+    wall_read_at: OptionalUtcDatetime = None
     # ``text`` exactly as stored (missing, null, a string), for the claim's check.
     stored_text: Any = Field(default=None, repr=False, exclude=True)
 

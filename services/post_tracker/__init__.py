@@ -79,6 +79,7 @@ fields ``status``, ``vk_post_id`` and ``error`` keep their meaning):
 ``published_at``   when ``wall.post`` returned ``vk_post_id``
 ``outcome_unknown`` true when the ``wall.post`` outcome was unknown
 ``resends``        re-sends with the guid after an unknown outcome (this claim)
+``wall_read_at``   the last successful look at the wall that did not show the post
 ``attempts``       ``wall.post`` calls made for the publication (the budget spent)
 ``not_before``     a pending post is not claimed before this (back-off)
 ``last_error``,    the latest failure, kept while the post waits for a retry

@@ -14,6 +14,7 @@ and again.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -87,6 +88,7 @@ def claim_update(candidate: SystemPost, *, instance_id: str, now: datetime,
         "sent_text": sent_text,
         "guid": guid,
         "resends": 0,
+        "wall_read_at": None,
         "correlation_id": candidate.correlation_id or new_correlation_id(),
         "vk_post_id": None,
         "error": None,
@@ -230,6 +232,14 @@ class PostStore:
             projection={"vk_post_id": 1})
         return {int(document["vk_post_id"]) async for document in cursor
                 if float(document["vk_post_id"]).is_integer()}
+
+    async def mark_wall_read(self, posts: Sequence[SystemPost], now: datetime) -> None:
+        """The wall was read and did not show ``posts`` (so a later failure to read it
+        is not "unreadable for the whole window")."""
+        if posts:
+            await self._posts.update_many(
+                {"_id": {"$in": [post.id for post in posts]},
+                 "status": Status.PUBLISHING.value}, {"$set": {"wall_read_at": now}})
 
     async def delete_verified(self, post: SystemPost) -> bool:
         result = await self._posts.delete_one(claim_fence(post))

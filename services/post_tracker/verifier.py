@@ -8,8 +8,9 @@ with one ``wall.getById``. Matching is :func:`~services.post_tracker.matching.ma
 
 Found → the system post is deleted (verified). Not found and handed to VK more than
 the verify timeout ago → ``possible_error`` with the reason: ``not found on the wall
-within … s`` when the wall was read, ``not verified: wall unreadable: <VK's error>``
-when it could not be read (token revoked, VK down). Not found yet → left for the next
+within … s`` when the wall was read (at least once since the claim: ``wall_read_at``),
+``not verified: wall unreadable: <VK's error>`` when it could not be read during the
+whole window (token revoked, VK down). Not found yet → left for the next
 look; if its ``wall.post`` outcome was unknown, it is reported for a re-send with the
 same guid (:func:`~services.post_tracker.decisions.should_resend`).
 
@@ -117,16 +118,27 @@ class Verifier:
                 if match is not None and outcome is Verdict.VERIFIED:
                     verified += await self._settle_verified(post, match)
                 elif outcome is Verdict.TIMED_OUT:
-                    reason = (f"not found on the wall within {self._timeout:g} s"
-                              if failure is None else f"not verified: {failure}")
-                    possible += await self._settle_possible_error(post, reason, now)
+                    possible += await self._settle_possible_error(
+                        post, self._timed_out_reason(post, failure), now)
                 elif should_resend(post, found=False, wall_read=wall is not None, now=now,
                                    rules=self._rules):
                     to_resend.append(post)
                 else:
                     log.debug("post_not_on_wall_yet", vk_post_id=post.vk_post_id)
+        if wall is not None:
+            await self._store.mark_wall_read(
+                [post for post in posts if post.key not in matches], now)
         metrics.CYCLE_SECONDS.labels(phase="verify").observe(time.perf_counter() - started)
         return Report(len(found), verified, possible, wall is not None, tuple(to_resend))
+
+    def _timed_out_reason(self, post: SystemPost, failure: str | None) -> str:
+        """"not found" if the wall was read (now, or since the claim); else why it was not."""
+        not_found = f"not found on the wall within {self._timeout:g} s"
+        if failure is None:
+            return not_found
+        if post.wall_read_at is not None and post.wall_read_at >= post.published_since:
+            return f"{not_found} (the last look failed: {failure})"
+        return f"not verified: {failure}"
 
     async def _read_wall(self, project: Project, posts: Sequence[SystemPost]) -> list[WallPost]:
         count = wall_page_size(len(posts))

@@ -188,6 +188,24 @@ class TestVerification:
                                             "wall.get")
         assert await vk_sandbox.control.calls("wall.post") == []
 
+    async def test_wall_read_once_then_unreadable_is_not_found(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """A look that read the wall and did not find the post counts: when later looks
+        fail, the post is "not found on the wall", with the last failure added."""
+        community = await new_community(db, vk_sandbox)
+        post_id = await insert_post(db, community.project_id, "Never made it",
+                                    status=Status.PUBLISHING, sent_text="Never made it",
+                                    claimed_by="gone", claimed_at=now())
+        async with running_trackers(db, tracker_settings, broker,
+                                    fast_options(verify_timeout_seconds=2.0)):
+            await eventually(lambda: db["system_posts"].find_one(
+                {"_id": post_id, "wall_read_at": {"$ne": None}}), what="a look at the wall")
+            await vk_sandbox.control.inject_fault("error", method="wall.get", code=5, count=1000)
+            document = await wait_status(db, post_id, Status.POSSIBLE_ERROR)
+        assert document["error"].startswith(
+            "not found on the wall within 2 s (the last look failed: wall unreadable: VK error 5")
+
     async def test_content_match_reads_back_past_the_first_page(
             self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
             vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
