@@ -14,6 +14,7 @@ from services.post_tracker.matching import (
     normalise_text,
     published_on_wall,
 )
+from services.post_tracker.verifier import reached
 from shared.vk import WallPost
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
@@ -172,3 +173,16 @@ class TestWayTwo:
         assert match_on_wall([post], [old]) == {}
         slightly_early = wall_post(4, "same", at=T0 - timedelta(seconds=1))  # clock skew
         assert match_on_wall([post], [slightly_early]) == {"a": Match("a", 4, Way.CONTENT)}
+
+
+class TestReadingBack:
+    def test_a_page_reaches_the_claim_only_with_an_older_unpinned_post(self) -> None:
+        """Paging stops at a page holding a post older than the claim; a pinned old post
+        (shown first whatever its date) does not stop it."""
+        claim = T0
+        newer = wall_post(3, "newer", at=T0 + timedelta(seconds=5))
+        older = wall_post(2, "older", at=T0 - timedelta(minutes=5))
+        pinned = WallPost.model_validate({**older.raw, "id": 1, "is_pinned": 1})
+        assert not reached([pinned, newer], claim)
+        assert reached([newer, older], claim)
+        assert not reached([], claim)
