@@ -9,7 +9,9 @@ Documents are read through the shared models (:mod:`shared.documents`); ids are 
 as the BSON values they are. A pending post that cannot be used (no usable
 ``project_id``, a ``publication_date`` that is not a date, a malformed field) is
 set to ``error`` by :meth:`PostStore.reject`, once, instead of being looked at again
-and again.
+and again: a due one when its turn comes, one that can never become due (no usable
+``project_id``, a ``publication_date`` that is not a date) by the sweep once per
+tracker interval (:meth:`PostStore.unusable_pending`).
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 One loop per tracker instance (any number of instances, in any number of processes):
 
-* **Schedule.** Each cycle sets pending posts that can never become due (no usable
-  ``project_id``, a ``publication_date`` that is not a date) to ``error`` with the
-  reason, then reads which projects have due posts (oldest due first)
+* **Schedule.** Each cycle reads which projects have due posts (oldest due first)
   and, once per ``interval_seconds``, which have ``publishing`` posts not looked at
-  within the interval by anyone. It starts a *project run* for each, up to
+  within the interval by anyone, and sets pending posts that can never become due (no
+  usable ``project_id``, a ``publication_date`` that is not a date) to ``error`` with
+  the reason. It starts a *project run* for each, up to
   ``max_parallel_projects`` at once. Then it sleeps until the next post becomes due
   (sub-second punctual), the next cycle, or an early wake-up
   (:mod:`services.post_tracker.wakeup`, or a run ending), whichever comes first.
@@ -16,9 +16,10 @@ One loop per tracker instance (any number of instances, in any number of process
   the VK client's per-token rate. Every ``verify_every_sent`` posts, and once at the
   end, it looks at the wall (:mod:`services.post_tracker.verifier`), so verification
   keeps pace with a backlog instead of waiting for it to be sent; posts whose outcome
-  was unknown and that the look did not find are re-sent with their guid. A run that
-  found nothing to do leaves the project alone for ``busy_recheck_seconds``, so a post
-  the schedule sees but the run cannot take never turns into a busy loop.
+  was unknown and that the look did not find are re-sent with their guid. A run
+  started for due posts that found none leaves the project alone for
+  ``busy_recheck_seconds``, so a post the schedule sees but the run cannot take never
+  turns into a busy loop.
 * **Stop.** No new claims; runs finish the post in hand (its ``wall.post`` and the
   record of the outcome) within ``stop_grace_seconds``, after which they are cancelled —
   a post cancelled mid-call stays ``publishing`` for verification.
@@ -151,19 +152,21 @@ class Tracker:
     async def _cycle(self) -> float:
         """Start the runs due now; return how long to sleep."""
         now = self._clock()
-        for unusable in await self._store.unusable_pending():
-            await self._publisher.reject(unusable, unusable.reason)
-        due = await self._store.due_projects(now)
         if self._next_sweep is None or now >= self._next_sweep:
             self._next_sweep = now + timedelta(seconds=self.options.interval_seconds)
+            # Once per interval: the query reads every pending post's index entry.
+            for unusable in await self._store.unusable_pending():
+                await self._publisher.reject(unusable, unusable.reason)
             await self._plan_verification()
+        due = await self._store.due_projects(now)
         self._busy_until = {key: until for key, until in self._busy_until.items() if until > now}
+        due_now = set(due)
         # Looks at walls are quick; they go first so a backlog does not starve them.
         for project_id in dict.fromkeys([*sorted(self._to_verify, key=_order), *due]):
             if len(self._runs) >= self.options.max_parallel_projects:
                 break
             if project_id not in self._runs and project_id not in self._busy_until:
-                self._start_run(project_id)
+                self._start_run(project_id, due=project_id in due_now)
         return await self._sleep_seconds(now)
 
     async def _plan_verification(self) -> None:
@@ -180,8 +183,8 @@ class Tracker:
         seconds = min((moment - now).total_seconds() for moment in moments)
         return max(0.0, min(seconds, self.options.interval_seconds)) + _PAST_DUE
 
-    def _start_run(self, project_id: BsonId) -> None:
-        task = asyncio.create_task(self._run_project(project_id),
+    def _start_run(self, project_id: BsonId, *, due: bool) -> None:
+        task = asyncio.create_task(self._run_project(project_id, due=due),
                                    name=f"post-tracker project {id_label(project_id)}")
         self._runs[project_id] = task
         task.add_done_callback(partial(self._run_done, project_id))
@@ -209,7 +212,7 @@ class Tracker:
 
     # --- one project ----------------------------------------------------------------------
 
-    async def _run_project(self, project_id: BsonId) -> None:
+    async def _run_project(self, project_id: BsonId, *, due: bool) -> None:
         with structlog.contextvars.bound_contextvars(project_id=id_label(project_id),
                                                      tracker=self.instance_id):
             lease = await self._leases.acquire(project_id)
@@ -221,7 +224,7 @@ class Tracker:
             lost = asyncio.Event()
             heartbeat = asyncio.create_task(self._keep_lease(lease, lost))
             try:
-                await self._work(project_id, lease, lost)
+                await self._work(project_id, lease, lost, due=due)
             finally:
                 heartbeat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -229,7 +232,8 @@ class Tracker:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._leases.release(lease))
 
-    async def _work(self, project_id: BsonId, lease: Lease, lost: asyncio.Event) -> None:
+    async def _work(self, project_id: BsonId, lease: Lease, lost: asyncio.Event, *,
+                    due: bool) -> None:
         project = await self._store.project(project_id)
         sent_since_look = 0
         last_look = time.monotonic()
@@ -237,8 +241,8 @@ class Tracker:
         while not self._stopping and not lost.is_set():
             step = await self._publisher.publish_next(project_id, project)
             if step is Step.IDLE:
-                if first:
-                    # Scheduled for nothing (the post was taken or changed meanwhile):
+                if first and due:
+                    # Scheduled as due, yet nothing to take (taken or changed meanwhile):
                     # not again at once, whatever made the schedule see it.
                     recheck = timedelta(seconds=self.options.busy_recheck_seconds)
                     self._busy_until[project_id] = self._clock() + recheck
