@@ -14,6 +14,7 @@ Documented states (README, "MongoDB data contract"; ``shared/documents.py``):
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -150,6 +151,14 @@ class TestMalformedDocuments:
             operations = await opcounters(db) - before
         for post_id, original in originals.items():
             assert await db[SYSTEM_POSTS].find_one({"_id": post_id}) == original
+        # Every error of the community's project was announced to it, once.
+        announced = Counter(message.correlation_id
+                            for message in inbox.for_project(community.project_id))
+        for case, post_id in inserted:
+            document = case.document(community)
+            if case.expect.startswith("error") and document.get("project_id") == \
+                    community.project_id:
+                assert announced[str(post_id)] == 1, case.name
         texts = sorted(post["text"] for post in await published(vk_sandbox, community.group_id))
         assert texts == ["", "comma", "null attachments"]
         bound = OPS_PER_CYCLE * QUIET_SECONDS / INTERVAL_SECONDS
