@@ -92,11 +92,22 @@ def _integer(value: Any) -> Any:
     raise ValueError("expected an integer")
 
 
+def as_integer(value: Any) -> int | None:
+    """``value`` as an int if it holds a whole number (int, int64, integral double)."""
+    try:
+        integer: int = _integer(value)
+    except ValueError:
+        return None
+    return integer
+
+
 def _bson_id(value: Any) -> Any:
     if isinstance(value, bool) or value is None:
         raise ValueError("expected an id")
     if isinstance(value, float | Decimal128):
-        return _integer(value)
+        if (integer := as_integer(value)) is None:
+            raise ValueError("expected an id")
+        return integer
     if isinstance(value, str | int | ObjectId | bytes):
         return value
     raise ValueError("expected an id")

@@ -32,6 +32,7 @@ from shared.documents import (
     Project,
     Status,
     SystemPost,
+    as_integer,
     id_label,
     is_usable_id,
 )
@@ -41,7 +42,7 @@ from shared.mongo import GLOBAL_VARIABLES, PROJECTS, SYSTEM_POSTS, Document
 _OLDEST_FIRST = [("publication_date", ASCENDING), ("_id", ASCENDING)]
 # BSON types a project id can never have; such posts, and those without one, are rejected.
 _NOT_ID_TYPES = ["null", "array", "object", "bool", "undefined"]
-# Unusable pending posts rejected per scheduling cycle (the rest in the next ones).
+# Unusable pending posts rejected per sweep (the rest in the next ones).
 _REJECT_BATCH = 100
 
 
@@ -120,17 +121,13 @@ class PostStore:
         """Pending posts that can never become due: no usable project id, or a
         ``publication_date`` that is not a date (a string, a number, missing)."""
         cursor = self._posts.find({"status": Status.PENDING.value, "$or": [
-            {"project_id": {"$type": _NOT_ID_TYPES}},
+            {"project_id": {"$type": [*_NOT_ID_TYPES, "double", "decimal"]}},
             {"project_id": {"$exists": False}},
             {"publication_date": {"$not": {"$type": "date"}}},
         ]}, limit=_REJECT_BATCH)
-        found: list[Unusable] = []
-        async for document in cursor:
-            post = read_post(document)
-            # The query and the model agree; should they not, the model's word is final.
-            found.append(post if isinstance(post, Unusable) else Unusable(
-                post.id, post.project_id, "publication_date: expected a date"))
-        return found
+        # A whole number stored as a double is a usable id: the model has the last word.
+        return [post async for document in cursor
+                if isinstance(post := read_post(document), Unusable)]
 
     async def reject(self, post_id: Any, reason: str, now: datetime, *,
                      text: Any = None, fence_text: bool = False) -> bool:
@@ -232,8 +229,8 @@ class PostStore:
             {"project_id": project_id, "status": {"$ne": Status.PUBLISHING.value},
              "vk_post_id": {"$type": "number"}},
             projection={"vk_post_id": 1})
-        return {int(document["vk_post_id"]) async for document in cursor
-                if float(document["vk_post_id"]).is_integer()}
+        return {post_id async for document in cursor
+                if (post_id := as_integer(document["vk_post_id"])) is not None}
 
     async def mark_wall_read(self, posts: Sequence[SystemPost], now: datetime) -> None:
         """The wall was read and did not show ``posts`` (so a later failure to read it

@@ -78,6 +78,8 @@ CASES = [
          "error: project_id: missing"),
     Case("project_id an array", lambda c: due(c, project_id=[c.project_id]),
          "error: project_id: expected an id, got array"),
+    Case("project_id a fraction", lambda c: due(c, project_id=5.5),
+         "error: project_id: expected an id, got double"),
     Case("project_id an int of no project", lambda c: due(c, project_id=424242),
          "error: project not found"),
     Case("project_id an ObjectId of no project", lambda c: due(c, project_id=ObjectId()),
