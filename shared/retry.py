@@ -52,6 +52,32 @@ class BackoffPolicy:
         return ceiling * (1 - self.jitter * draw)
 
 
+@dataclass(slots=True)
+class AttemptBudget:
+    """Attempts one piece of work may make in all, shared by every layer that retries it.
+
+    A caller that retries (the post tracker) hands its budget to the one it calls (the VK
+    client), which spends from it on each of its own attempts: the total stays
+    ``total``, never the product of both layers' limits.
+    """
+
+    total: int
+    used: int = 0
+
+    def __post_init__(self) -> None:
+        if self.total < 1 or self.used < 0:
+            raise ValueError("a budget needs total >= 1 and used >= 0")
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.total - self.used)
+
+    def spend(self) -> None:
+        if self.remaining == 0:
+            raise ValueError(f"the budget of {self.total} attempts is spent")
+        self.used += 1
+
+
 _RNG = random.Random()
 DEFAULT_BACKOFF = BackoffPolicy()
 

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     tracker_verify_timeout_seconds: PositiveSeconds = 300.0
     tracker_max_parallel_projects: Annotated[int, Field(ge=1, le=10_000)] = 128
     tracker_lease_seconds: Annotated[float, Field(ge=3)] = 30.0
+    tracker_publish_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    tracker_guid_max_resends: Annotated[int, Field(ge=0, le=20)] = 3
+    tracker_guid_resend_window_seconds: Annotated[float, Field(ge=0)] = 600.0
     health_host: str = "0.0.0.0"
     health_port: Annotated[int, Field(ge=0, le=65535)] = 0
     log_level: LogLevel = LogLevel.INFO

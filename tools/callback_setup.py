@@ -21,6 +21,7 @@ import secrets
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.documents import Project
 from shared.mongo import PROJECTS, Document
 from shared.vk import CallbackServer, VkClient
 
@@ -39,7 +40,8 @@ async def setup_callback(db: AsyncDatabase[Document], vk: VkClient, project_id: 
     project = await db[PROJECTS].find_one({"_id": project_id})
     if project is None:
         raise ProjectNotFound(project_id)
-    token, group_id = str(project["vk_user_token"]), int(project["vk_group_id"])
+    read = Project.from_document(project)
+    token, group_id = read.token, read.group_id
     code = await vk.groups_get_callback_confirmation_code(token, group_id)
     # The code first: VK's handshake, started by adding the server, needs it.
     await db[PROJECTS].update_one({"_id": project_id}, {"$set": {"vk_confirmation_code": code}})

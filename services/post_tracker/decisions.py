@@ -1,26 +1,35 @@
 """What happens to a post after a failed ``wall.post``, and after a look at the wall. Pure.
 
+Every ``wall.post`` call of one publication — the VK client's own retries, the
+tracker's retries after a back-off and its re-sends with the same ``guid`` — spends one
+attempt of a single budget (``RetryRules.max_attempts``, ``TRACKER_PUBLISH_ATTEMPTS``,
+default 5), counted in the post's ``attempts``; never client attempts × tracker attempts.
+
 A failed ``wall.post`` is one of three things (:func:`decide_failure`):
 
 * **Unknown outcome** (timeout, connection lost after sending, HTTP 5xx, a garbled
   answer, VK error 10, or anything that is not a VK error): the post may be on the
-  wall. It is never sent again; it stays ``publishing`` for verification to find (by
-  content) or to time out to ``possible_error``.
+  wall. It stays ``publishing``; the next look at the wall finds it (by content), or,
+  if it is not there, it is re-sent **with the same guid** (:func:`should_resend`), so
+  VK answers the same post id instead of posting twice.
 * **Rejected, try later** (VK errors 6 and 9, a refused connection: proof that nothing
-  was posted): back to ``pending_publication`` with ``attempts + 1`` and a back-off
-  (``not_before``); once ``max_attempts`` failed, ``error``. Error 29 (the method's
-  daily quota) is handled the same way with a much longer back-off.
+  was posted): back to ``pending_publication`` with a back-off (``not_before``) while
+  the budget lasts, then ``error``. Error 29 (the method's daily quota) is handled the
+  same way with a much longer back-off.
 * **Rejected for good** (every other VK error: 5, 15, 27, 100, 210, 214, 219–224, ...):
   ``error`` with the code and VK's message (never the token).
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from shared.documents import BsonId, DocumentError, Project, SystemPost, id_label
 from shared.retry import BackoffPolicy
 from shared.vk import VkError, VkNetworkError, outcome_unknown
 
@@ -32,9 +41,14 @@ QUOTA_CODE = 29
 
 @dataclass(frozen=True, slots=True)
 class RetryRules:
-    """How often and how patiently rejected-but-retriable posts are tried again."""
+    """How often and how patiently a publication is tried again."""
 
+    # wall.post calls per publication, whoever makes them (client, tracker, re-sends).
     max_attempts: int = 5
+    # Re-sends with the same guid after an unknown outcome, and only this long after
+    # the first send (VK states no window for guid; keep well within any it may have).
+    max_resends: int = 3
+    resend_window_seconds: float = 600.0
     backoff: BackoffPolicy = field(
         default_factory=lambda: BackoffPolicy(base_seconds=10, multiplier=2, max_seconds=300))
     quota_backoff: BackoffPolicy = field(
@@ -88,16 +102,15 @@ def decide_failure(exc: BaseException, *, attempts: int, now: datetime, rules: R
                    rng: random.Random | None = None) -> FailureDecision:
     """The post's next state after ``wall.post`` raised ``exc``.
 
-    ``attempts`` is the number of earlier failed attempts recorded on the post; the
-    decision carries the new count (this failure included), except for an unknown
-    outcome, which is not known to have failed.
+    ``attempts`` is the number of ``wall.post`` calls made for the publication so far,
+    the failed ones included (the budget spent).
     """
     error = describe(exc)
     if not isinstance(exc, VkError):
         return KeepPublishing(error)
     if outcome_unknown(exc):
         return KeepPublishing(error, exc.code)
-    attempt = attempts + 1
+    attempt = attempts
     if exc.code in RETRY_LATER_CODES or exc.code == QUOTA_CODE or (
             isinstance(exc, VkNetworkError) and exc.code is None):
         if attempt >= rules.max_attempts:
@@ -106,6 +119,47 @@ def decide_failure(exc: BaseException, *, attempts: int, now: datetime, rules: R
         delay = timedelta(seconds=policy.delay(attempt, rng))
         return Retry(error, exc.code, attempt, now + delay)
     return Fail(error, exc.code, attempt)
+
+
+def publication_guid(post_id: BsonId, text: str, attachments: Sequence[str]) -> str:
+    """``wall.post``'s ``guid`` for one publication: the same post with the same content.
+
+    Re-sends of it carry the same guid, so VK answers the same post id and posts
+    nothing new; an edited post (new text or attachments) is a new publication.
+    """
+    identity = f"{type(post_id).__name__}:{post_id!r}\n{text}\n{','.join(attachments)}"
+    return hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def should_resend(post: SystemPost, *, found: bool, wall_read: bool, now: datetime,
+                  rules: RetryRules) -> bool:
+    """Re-send ``post`` with its guid: its outcome was unknown and the wall, read since
+    the claim, does not show it; within the re-send count, window and attempt budget."""
+    if not post.outcome_unknown or post.vk_post_id is not None or found or not wall_read:
+        return False
+    if post.guid is None or post.sent_text is None or post.claimed_at is None:
+        return False  # not sent by a tracker that sends guids: never re-sent blindly
+    within = (now - post.claimed_at).total_seconds() <= rules.resend_window_seconds
+    return (within and post.resends < rules.max_resends
+            and post.attempts < rules.max_attempts)
+
+
+ProjectRead = Project | DocumentError | None
+
+
+def project_problem(project: ProjectRead, project_id: BsonId) -> str | None:
+    """Why nothing can be posted for ``project_id`` (None: the project is usable)."""
+    if project is None:
+        return "project not found"
+    if isinstance(project, DocumentError):
+        return f"project {id_label(project_id)}: {project}"
+    if project.problem is not None:
+        return f"project {project.label}: {project.problem}"
+    return None
+
+
+def unknown_variables_error(names: Sequence[str]) -> str:
+    return f"unknown variable(s): {', '.join(names)}"
 
 
 class Verdict(StrEnum):

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.documents import BsonId
 from shared.mongo import POST_TRACKER_LEASES, Document
 
 # Not yet declared in shared/mongo.py (see the service's README notes); MongoDB creates
@@ -30,7 +31,7 @@ from shared.mongo import POST_TRACKER_LEASES, Document
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    project_id: str
+    project_id: BsonId  # as stored in system_posts: the lease's _id
     token: str  # identifies this taking of the lease
 
 
@@ -43,7 +44,7 @@ class ProjectLeases:
     def _held(self, lease: Lease) -> Document:
         return {"_id": lease.project_id, "token": lease.token}
 
-    async def acquire(self, project_id: str) -> Lease | None:
+    async def acquire(self, project_id: BsonId) -> Lease | None:
         """Take the project's lease if it is free or expired; None if someone holds it."""
         token = uuid.uuid4().hex
         if await self._take(project_id, token):
@@ -56,7 +57,7 @@ class ProjectLeases:
             return Lease(project_id, token)
         return None
 
-    async def _take(self, project_id: str, token: str) -> bool:
+    async def _take(self, project_id: BsonId, token: str) -> bool:
         taken = await self._leases.find_one_and_update(
             {"_id": project_id, "$or": [{"owner": None},
                                         {"$expr": {"$lt": ["$until", "$$NOW"]}}]},
@@ -79,7 +80,8 @@ class ProjectLeases:
         """Record that the project's wall was just looked at (by anyone holding the lease)."""
         await self._leases.update_one(self._held(lease), [{"$set": {"verified_at": "$$NOW"}}])
 
-    async def verified_within(self, project_ids: Collection[str], seconds: float) -> set[str]:
+    async def verified_within(self, project_ids: Collection[BsonId],
+                              seconds: float) -> set[BsonId]:
         """Those of ``project_ids`` whose wall was looked at less than ``seconds`` ago."""
         if not project_ids:
             return set()
@@ -87,4 +89,4 @@ class ProjectLeases:
             {"_id": {"$in": list(project_ids)},
              "$expr": {"$gt": ["$verified_at", {"$subtract": ["$$NOW", int(seconds * 1000)]}]}},
             projection={"_id": 1})
-        return {str(document["_id"]) async for document in cursor}
+        return {document["_id"] async for document in cursor}

@@ -9,7 +9,7 @@ POSTS_PUBLISHED = Counter(
 PUBLISH_ERRORS = Counter(
     "post_tracker_publish_errors_total",
     "Failed wall.post calls, by VK error code ('none' when VK gave none) and what followed",
-    ["code", "outcome"])  # outcome: error, retry, unknown
+    ["code", "outcome"])  # outcome: error, retry, unknown, rejected (never sent)
 POSTS_VERIFIED = Counter(
     "post_tracker_posts_verified_total", "System posts found on the wall and deleted, by way",
     ["way"])  # id (way 1), content (way 2)
@@ -30,3 +30,6 @@ SYSTEM_POSTS = Gauge(
     "System posts in MongoDB by status (other: a status the tracker does not know), counted "
     "once per TRACKER_INTERVAL_SECONDS; every tracker replica reports the same numbers",
     ["status"])
+RESENDS = Counter(
+    "post_tracker_resends_total",
+    "wall.post sent again with the same guid after an unknown outcome (not found on the wall)")

@@ -44,4 +44,8 @@ class TrackerOptions:
                    verify_timeout_seconds=settings.tracker_verify_timeout_seconds,
                    max_parallel_projects=settings.tracker_max_parallel_projects,
                    lease_seconds=settings.tracker_lease_seconds,
-                   stop_grace_seconds=settings.vk_timeout_seconds + 5.0)
+                   stop_grace_seconds=settings.vk_timeout_seconds + 5.0,
+                   retry=RetryRules(
+                       max_attempts=settings.tracker_publish_attempts,
+                       max_resends=settings.tracker_guid_max_resends,
+                       resend_window_seconds=settings.tracker_guid_resend_window_seconds))

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.post_tracker.records import Status
+from shared.documents import Status
 
 WAKE_PIPELINE: tuple[dict[str, Any], ...] = ({"$match": {"$or": [
     {"operationType": {"$in": ["insert", "replace"]}},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
@@ -17,23 +16,12 @@ from services.refresher.content import content_types_for
 from services.refresher.dedup import EventLedger
 from services.refresher.snapshot import StaleSnapshot, replace_snapshot
 from shared.broker import Broker
+from shared.documents import DocumentError, Project
 from shared.messages import CallbackEvent, ProjectUpdated, new_correlation_id
 from shared.mongo import PROCESSED_EVENTS, PROJECTS, ContentType, Document
 from shared.vk import VkClient, VkPermanentError, VkTransientError, WallFilter, WallPost
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class Project:
-    id: str
-    group_id: int
-    token: str
-
-    @classmethod
-    def from_document(cls, document: Document) -> Project:
-        return cls(str(document["_id"]), int(document["vk_group_id"]),
-                   str(document.get("vk_user_token") or ""))
 
 
 class RefreshHandler:
@@ -88,14 +76,24 @@ class Refresher:
             if document is None:
                 log.warning("refresh_for_unknown_project", project_id=key.project_id)
                 return
-            await self._refresh(Project.from_document(document), key.content, refresh_round.fence,
+            try:
+                project = Project.from_document(document)
+            except DocumentError as exc:
+                log.warning("refresh_for_unusable_project", project_id=key.project_id,
+                            error=str(exc))
+                return
+            if project.group_id == 0:
+                log.warning("refresh_for_unusable_project", project_id=key.project_id,
+                            error=project.problem)
+                return
+            await self._refresh(project, key.content, refresh_round.fence,
                                 correlation_id=correlation_id)
 
     async def _refresh(self, project: Project, content: ContentType, fence: int, *,
                        correlation_id: str) -> None:
         """One full refresh; permanent VK failures are recorded on the project, not retried."""
         started = time.perf_counter()
-        bound = log.bind(project_id=project.id, content_type=content.value, fence=fence)
+        bound = log.bind(project_id=project.label, content_type=content.value, fence=fence)
         try:
             posts = await self._fetch(project, content)
         except VkTransientError as exc:
@@ -114,7 +112,7 @@ class Refresher:
         fetched_at = datetime.now(UTC)
         try:
             async with self._client.start_session() as session:
-                await replace_snapshot(self._db, session, project.id, content, posts, fence,
+                await replace_snapshot(self._db, session, project.label, content, posts, fence,
                                        fetched_at)
         except StaleSnapshot:
             metrics.REFRESHES.labels(content_type=content.value, outcome="stale").inc()
@@ -146,7 +144,8 @@ class Refresher:
     async def _announce(self, project: Project, content: ContentType, correlation_id: str,
                         reason: str) -> None:
         await self._broker.publish_update(ProjectUpdated(
-            project_id=project.id, content_types=(content,), reason=reason,
+            project_id=project.label, content_types=(content,), reason=reason,
             correlation_id=correlation_id))
-        log.info("project_update_announced", project_id=project.id, content_type=content.value,
+        log.info("project_update_announced", project_id=project.label,
+                 content_type=content.value,
                  reason=reason)

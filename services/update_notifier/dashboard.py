@@ -59,6 +59,7 @@ from services.update_notifier.errors import ApiError
 from services.update_notifier.keys import UPDATE_LOG
 from services.update_notifier.update_log import UpdateLog
 from services.update_notifier.views import read_body, require_token
+from shared.documents import DocumentError, Project
 from shared.logging import redact_text
 from shared.mongo import PROCESSED_EVENTS, PROJECTS, SYSTEM_POSTS, ContentType, Document
 from shared.retry import backoff_seconds
@@ -130,6 +131,14 @@ def _safe_error(value: Any) -> str | None:
 
 def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _group_id(project: Document) -> int | None:
+    """The project's community id as the shared reader reads it (a double 123.0 is 123)."""
+    try:
+        return Project.from_document(project).vk_group_id
+    except DocumentError:
+        return None
 
 
 # --- the journal of system posts ---------------------------------------------------------
@@ -490,7 +499,7 @@ async def summarize_projects(db: AsyncDatabase[Document], update_log: UpdateLog,
         summaries.append({
             "id": str(project_id),
             "name": str(project.get("name") or project_id),
-            "vkGroupId": _int_or_none(project.get("vk_group_id")),
+            "vkGroupId": _group_id(project),
             "counts": {content.value: counts.get(project_id, 0)
                        for content, counts in zip(ContentType, cache_counts, strict=True)},
             "systemPosts": {
@@ -763,7 +772,7 @@ async def create_scheduled_post(request: web.Request) -> web.Response:
     require_token(request)
     body: _ProjectBody = await _parse(request, _ProjectBody)
     project = await _sandbox_project(request, body.project_id)
-    group_id = _int_or_none(project.get("vk_group_id"))
+    group_id = _group_id(project)
     if group_id is None or group_id <= 0:
         raise ApiError(409, "project has no valid vk_group_id")
     sandbox_url = request.app[CONFIG].sandbox_url

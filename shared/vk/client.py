@@ -24,7 +24,7 @@ from typing import Any, Self
 import aiohttp
 import structlog
 
-from shared.retry import DEFAULT_BACKOFF, BackoffPolicy, async_retrying
+from shared.retry import DEFAULT_BACKOFF, AttemptBudget, BackoffPolicy, async_retrying
 from shared.settings import Settings
 from shared.vk import metrics
 from shared.vk.errors import (
@@ -39,7 +39,7 @@ from shared.vk.errors import (
     outcome_unknown,
 )
 from shared.vk.execute import VkCall, batches, execute_code, match_results
-from shared.vk.models import CallbackServer, WallFilter, WallPage, WallPost
+from shared.vk.models import CallbackServer, WallFilter, WallPage, WallPost, wall_posts
 from shared.vk.rate_limit import PROCESS_RATE_LIMITERS, RateLimiterRegistry, TokenRateLimits
 from shared.vk.tokens import TokenKind, redact_token
 
@@ -145,18 +145,27 @@ class VkClient:
     # --- transport --------------------------------------------------------------------
 
     async def call(self, method: str, token: str, params: Mapping[str, Any] | None = None, *,
-                   kind: TokenKind = TokenKind.USER, retry_unknown_outcome: bool = True) -> Any:
+                   kind: TokenKind = TokenKind.USER, retry_unknown_outcome: bool = True,
+                   budget: AttemptBudget | None = None) -> Any:
         """``response`` of VK method ``method``; raises a :class:`VkError` subclass.
 
         With ``retry_unknown_outcome=False`` only failures proving the call did not
-        take effect (errors 6 and 9, refused connections) are retried.
+        take effect (errors 6 and 9, refused connections) are retried. With a
+        ``budget`` every attempt spends one of it, and no more attempts are made than
+        it has left (nor than ``max_attempts``).
         """
         body = await self._call_with_retries(method, token, params or {}, kind,
-                                             retry_unknown_outcome)
+                                             retry_unknown_outcome, budget)
         return body["response"]
 
     async def _call_with_retries(self, method: str, token: str, params: Mapping[str, Any],
-                                 kind: TokenKind, retry_unknown_outcome: bool) -> dict[str, Any]:
+                                 kind: TokenKind, retry_unknown_outcome: bool,
+                                 budget: AttemptBudget | None = None) -> dict[str, Any]:
+        max_attempts = self.max_attempts
+        if budget is not None:
+            if budget.remaining == 0:
+                raise ValueError(f"no attempt left in the budget for {method}")
+            max_attempts = min(max_attempts, budget.remaining)
         form = {key: form_value(value) for key, value in params.items() if value is not None}
         form.update(v=self.api_version, access_token=token)
 
@@ -168,10 +177,12 @@ class VkClient:
                            error=type(exc).__name__, attempt=attempt,
                            retry_in_seconds=round(delay, 3))
 
-        retrying = async_retrying(max_attempts=self.max_attempts, retry_if=retry_if,
+        retrying = async_retrying(max_attempts=max_attempts, retry_if=retry_if,
                                   policy=self.backoff, on_retry=on_retry)
         async for attempt in retrying:
             with attempt:
+                if budget is not None:
+                    budget.spend()
                 body = await self._send(method, token, form, kind)
         return body
 
@@ -269,17 +280,19 @@ class VkClient:
             }, kind=kind)
             # API 5.199 wraps the posts in {"items": [...]}; older versions send a list.
             items = response.get("items", []) if isinstance(response, dict) else response
-            found.extend(WallPost.model_validate(item) for item in items)
+            found.extend(wall_posts(items))
         return found
 
     async def wall_post(self, token: str, group_id: int, message: str,
                         attachments: Sequence[str] = (), publish_date: datetime | None = None,
-                        *, kind: TokenKind = TokenKind.USER) -> int:
+                        *, guid: str | None = None, budget: AttemptBudget | None = None,
+                        kind: TokenKind = TokenKind.USER) -> int:
         """Publish (or schedule, with ``publish_date``) a post as the community; its id.
 
         Never repeated blindly: a failure that leaves the outcome unknown (timeout,
         5xx, VK error 10) is raised with ``outcome_unknown`` set, and the caller must
-        look at the wall before trying again.
+        look at the wall before trying again — and try again with the same ``guid``,
+        VK's key against posting the same post twice (it answers the first post's id).
         """
         _check_group_id(group_id)
         if publish_date is not None and publish_date.tzinfo is None:
@@ -287,7 +300,8 @@ class VkClient:
         response = await self.call("wall.post", token, {
             "owner_id": -group_id, "from_group": True, "message": message,
             "attachments": list(attachments) or None, "publish_date": publish_date,
-        }, kind=kind, retry_unknown_outcome=False)
+            "guid": guid,
+        }, kind=kind, retry_unknown_outcome=False, budget=budget)
         return _int_field(response, "post_id", "wall.post")
 
     async def wall_delete(self, token: str, group_id: int, post_id: int, *,

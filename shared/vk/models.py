@@ -6,7 +6,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import structlog
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class WallFilter(StrEnum):
@@ -55,6 +63,8 @@ class WallPost(BaseModel):
     attachments: tuple[str, ...] = ()
     # Set on a published post that was scheduled: its id while it was postponed.
     postponed_id: int | None = None
+    is_pinned: bool = False
+    is_deleted: bool = False
     raw: dict[str, Any] = Field(default_factory=dict, repr=False)
 
     @model_validator(mode="before")
@@ -78,13 +88,41 @@ class WallPost(BaseModel):
         return f"{self.owner_id}_{self.id}"
 
 
+def wall_posts(items: Any) -> list[WallPost]:
+    """The items that are wall posts; the others (a deleted post's stub without
+    ``from_id`` or ``date``, an unknown shape) are skipped with a log line each."""
+    posts: list[WallPost] = []
+    for item in items if isinstance(items, list | tuple) else ():
+        if isinstance(item, WallPost):
+            posts.append(item)
+            continue
+        try:
+            posts.append(WallPost.model_validate(item))
+        except ValidationError as exc:
+            fields = sorted({str(error["loc"][0]) for error in exc.errors() if error["loc"]})
+            structlog.get_logger(__name__).warning(
+                "wall_item_skipped", item_id=item.get("id") if isinstance(item, dict) else None,
+                is_deleted=bool(item.get("is_deleted")) if isinstance(item, dict) else None,
+                fields=fields)
+    return posts
+
+
 class WallPage(BaseModel):
-    """One page of ``wall.get``: ``count`` is the total on the wall, not ``len(items)``."""
+    """One page of ``wall.get``: ``count`` is the total on the wall, not ``len(items)``.
+
+    Items that are not valid wall posts are left out (:func:`wall_posts`), so one odd
+    item never hides the rest of the page.
+    """
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     count: int
     items: tuple[WallPost, ...] = ()
+
+    @field_validator("items", mode="before")
+    @classmethod
+    def _skip_invalid_items(cls, value: Any) -> Any:
+        return tuple(wall_posts(value))
 
 
 class CallbackServer(BaseModel):

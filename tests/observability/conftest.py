@@ -119,7 +119,7 @@ async def exports(mongo_server_url: str, amqp_url: str, tmp_path_factory: pytest
                 service = task.result()
                 texts[service.name] = await _scrape(http, f"{service.base_url}/metrics")
         yield Exports(texts, settings.amqp_prefix)
-    client = connect(settings)
+    client = connect(settings, "tests")
     try:
         await client.drop_database(settings.mongo_db)
     finally:

@@ -25,12 +25,13 @@ REFUSED = "VK error 214 in wall.post: Access to adding post denied"
 # What a tracker leaves on a post that failed (see services/post_tracker/__init__.py).
 FAILED_BOOKKEEPING: dict[str, Any] = {
     "claimed_by": "host:1:abc", "claimed_at": NOW, "sent_text": "Hello", "correlation_id": "c-1",
-    "outcome_unknown": False, "attempts": 3, "not_before": NOW, "error_code": 214,
+    "guid": "0123abcd", "resends": 1, "wall_read_at": NOW, "outcome_unknown": False,
+    "attempts": 3, "not_before": NOW, "error_code": 214,
     "failed_at": NOW, "last_error": "VK error 6 in wall.post: Too many requests",
     "last_error_code": 6,
 }
 CLEARED = ("not_before", "claimed_by", "claimed_at", "sent_text", "outcome_unknown",
-           "published_at", "error_code", "failed_at")
+           "published_at", "error_code", "failed_at", "guid", "resends", "wall_read_at")
 
 
 async def insert_post(db: AsyncDatabase[Document], project_id: str, status: str, *,

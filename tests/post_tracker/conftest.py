@@ -17,9 +17,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.post_tracker.decisions import RetryRules
 from services.post_tracker.options import TrackerOptions
-from services.post_tracker.records import Status
 from services.post_tracker.tracker import Tracker
 from shared.broker import AckPolicy, Broker
+from shared.documents import Status
 from shared.messages import ProjectUpdated
 from shared.mongo import GLOBAL_VARIABLES, PROJECTS, SYSTEM_POSTS, Document
 from shared.retry import BackoffPolicy

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -13,9 +14,12 @@ from services.post_tracker.decisions import (
     Verdict,
     decide_failure,
     lateness_seconds,
+    publication_guid,
+    should_resend,
     verdict,
     wall_page_size,
 )
+from shared.documents import SystemPost
 from shared.retry import BackoffPolicy
 from shared.vk import (
     VkError,
@@ -37,7 +41,8 @@ def vk_error(code: int, message: str = "boom") -> VkError:
     return error_from_payload({"error_code": code, "error_msg": message}, "wall.post")
 
 
-def decide(exc: BaseException, attempts: int = 0) -> object:
+def decide(exc: BaseException, attempts: int = 1) -> object:
+    """``attempts``: wall.post calls made for the publication, this one included."""
     return decide_failure(exc, attempts=attempts, now=NOW, rules=RULES, rng=random.Random(1))
 
 
@@ -55,8 +60,8 @@ class TestDecideFailure:
 
     @pytest.mark.parametrize("code", [6, 9])
     def test_rejected_before_acting_retries_with_backoff(self, code: int) -> None:
-        """6 and 9 prove nothing was posted: back to pending, one more attempt, a back-off."""
-        assert decide(vk_error(code), attempts=1) == Retry(
+        """6 and 9 prove nothing was posted: back to pending with the count and a back-off."""
+        assert decide(vk_error(code), attempts=2) == Retry(
             f"VK error {code} in wall.post: boom", code, 2, NOW + timedelta(seconds=20))
 
     def test_refused_connection_retries(self) -> None:
@@ -72,7 +77,7 @@ class TestDecideFailure:
 
     def test_retries_are_bounded(self) -> None:
         """The attempt that reaches max_attempts turns into error, saying so."""
-        decision = decide(vk_error(9), attempts=2)
+        decision = decide(vk_error(9), attempts=3)
         assert decision == Fail("gave up after 3 attempts: VK error 9 in wall.post: boom", 9, 3)
 
     @pytest.mark.parametrize("code", [5, 7, 14, 15, 27, 100, 210, 214, 219, 220, 221, 222, 223,
@@ -88,6 +93,51 @@ class TestDecideFailure:
                                  "wall.post", token="SECRET")
         decision = decide(exc)
         assert isinstance(decision, Fail) and "SECRET" not in decision.error
+
+
+def post(**fields: Any) -> SystemPost:
+    """A publishing post whose wall.post outcome was unknown, claimed a minute ago."""
+    document = {"_id": "p1", "project_id": "a", "text": "t", "publication_date": NOW,
+                "status": "publishing", "claimed_at": NOW - timedelta(minutes=1),
+                "sent_text": "t", "guid": "g", "outcome_unknown": True, "attempts": 1,
+                "resends": 0, **fields}
+    return SystemPost.from_document(document)
+
+
+class TestShouldResend:
+    @pytest.mark.parametrize(("fields", "look", "resend"), [
+        ({}, {}, True),
+        ({}, {"found": True}, False),
+        ({}, {"wall_read": False}, False),
+        ({"outcome_unknown": False}, {}, False),
+        ({"vk_post_id": 5}, {}, False),
+        ({"guid": None}, {}, False),
+        ({"resends": 2}, {}, True),
+        ({"resends": 3}, {}, False),
+        ({"attempts": 3}, {}, False),
+        ({"claimed_at": NOW - timedelta(seconds=601)}, {}, False),
+    ], ids=["unknown-not-found", "found", "wall-unreadable", "outcome-known", "has-id",
+            "sent-without-guid", "resends-left", "resends-used", "budget-spent",
+            "window-passed"])
+    def test_only_an_unknown_outcome_not_on_a_read_wall_within_bounds(
+            self, fields: dict[str, Any], look: dict[str, bool], resend: bool) -> None:
+        """Re-sent only after a successful look that did not find it, within the count,
+        the window and the attempt budget, and only with the guid it was sent with."""
+        rules = RetryRules(max_attempts=3, max_resends=3, resend_window_seconds=600)
+        arguments = {"found": False, "wall_read": True, **look}
+        assert should_resend(post(**fields), now=NOW, rules=rules, **arguments) is resend
+
+
+class TestPublicationGuid:
+    def test_stable_for_a_publication_new_for_an_edit(self) -> None:
+        """Same post and content → same guid; another text, attachments or post → another."""
+        guid = publication_guid("p1", "text", ["photo-1_2"])
+        assert guid == publication_guid("p1", "text", ["photo-1_2"])
+        assert len({guid, publication_guid("p1", "edited", ["photo-1_2"]),
+                    publication_guid("p1", "text", []), publication_guid("p2", "text",
+                                                                         ["photo-1_2"]),
+                    publication_guid(1, "text", ["photo-1_2"]),
+                    publication_guid("1", "text", ["photo-1_2"])}) == 6
 
 
 class TestVerdict:

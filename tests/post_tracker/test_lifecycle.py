@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import timedelta
 from typing import Any
@@ -11,12 +12,16 @@ from prometheus_client import REGISTRY
 from pymongo.asynchronous.database import AsyncDatabase
 from structlog.testing import capture_logs
 
-from services.post_tracker.records import Status
+from services.post_tracker.tracker import Tracker
 from shared.broker import Broker
-from shared.mongo import Document
+from shared.documents import Status
+from shared.mongo import GLOBAL_VARIABLES, Document
+from shared.retry import BackoffPolicy
 from shared.settings import Settings
+from shared.vk import VkClient
 from tests.conftest import RunningSandbox
 from tests.post_tracker.conftest import (
+    FAST_RETRY,
     UpdatesInbox,
     fast_options,
     get_post,
@@ -59,35 +64,55 @@ class TestPublishAndVerify:
     async def test_every_change_is_announced(
             self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
             vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
-        """Published and verified-and-deleted each send ProjectUpdated(reason=system_post)."""
+        """Claimed (publishing), published and verified-and-deleted each send
+        ProjectUpdated(reason=system_post): the dashboard shows "publishing" at once."""
         community = await new_community(db, vk_sandbox)
         post_id = await insert_post(db, community.project_id, "Announce me")
-        async with running_trackers(db, tracker_settings, broker, fast_options()):
-            await wait_deleted(db, post_id)
-            messages = await inbox.wait_for(community.project_id, 2)
-        assert [message.reason for message in messages] == ["system_post", "system_post"]
+        with capture_logs(processors=WITH_CONTEXT) as logs:
+            async with running_trackers(db, tracker_settings, broker, fast_options()):
+                await wait_deleted(db, post_id)
+                messages = await inbox.wait_for(community.project_id, 3)
+        assert [message.reason for message in messages] == ["system_post"] * 3
+        # The first is the claim's: sent before wall.post was called.
+        events = [entry["event"] for entry in logs]
+        assert events.index("post_claimed") < events.index("post_published")
         # One post, one correlation id across its changes.
         assert len({message.correlation_id for message in messages}) == 1
 
     async def test_variables_are_substituted(
             self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
             vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
-        """Project values win over global ones; unknown placeholders stay and are logged."""
+        """Project values win over global ones; null is empty text; a double holding a
+        whole number is written as the user wrote it."""
         community = await new_community(db, vk_sandbox)
         await insert_variable(db, "city", "Moscow")
         await insert_variable(db, "city", "Kazan", community.project_id)
         await insert_variable(db, "phone", "+7 100")
         await insert_variable(db, "phone", "not ours", "another-project")
+        await db[GLOBAL_VARIABLES].insert_many([
+            {"name": "price", "value": 100.0, "project_id": None},
+            {"name": "note", "value": None, "project_id": community.project_id}])
         post_id = await insert_post(db, community.project_id,
-                                    "Come to {{ city }}! Call {{phone}}. {{ nobody }}")
-        with capture_logs(processors=WITH_CONTEXT) as logs:
-            async with running_trackers(db, tracker_settings, broker, fast_options()):
-                await wait_deleted(db, post_id)
+                                    "Come to {{ city }}! Call {{phone}}. {{price}} RUB{{note}}")
+        async with running_trackers(db, tracker_settings, broker, fast_options()):
+            await wait_deleted(db, post_id)
         wall = await published(vk_sandbox, community.group_id)
-        assert [post["text"] for post in wall] == ["Come to Kazan! Call +7 100. {{ nobody }}"]
-        unknown = [entry for entry in logs if entry["event"] == "unknown_variables"]
-        assert [(entry["names"], entry["post_id"]) for entry in unknown] == [
-            (["nobody"], str(post_id))]
+        assert [post["text"] for post in wall] == ["Come to Kazan! Call +7 100. 100 RUB"]
+
+    async def test_unknown_variables_are_not_published(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """A placeholder naming no variable: error naming them, announced, nothing sent."""
+        community = await new_community(db, vk_sandbox)
+        await insert_variable(db, "city", "Kazan")
+        post_id = await insert_post(db, community.project_id,
+                                    "Hi {{city}} {{nope_var}} {{ price }} {{nope_var}}")
+        async with running_trackers(db, tracker_settings, broker, fast_options()):
+            document = await wait_status(db, post_id, Status.ERROR)
+            await inbox.wait_for(community.project_id, 1)
+        assert document["error"] == "unknown variable(s): nope_var, price"
+        assert "claimed_by" not in document
+        assert await vk_sandbox.control.calls("wall.post") == []
 
     async def test_future_post_waits(
             self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
@@ -123,48 +148,6 @@ class TestVerification:
             await wait_deleted(db, post_id, timeout=10)
         assert len(await published(vk_sandbox, community.group_id)) == 1
 
-    async def test_unknown_outcome_is_not_resent_and_found_by_content(
-            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
-            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
-        """Way 2: wall.post times out, VK posts it anyway (hidden a while): found, ONE post."""
-        community = await new_community(db, vk_sandbox)
-        settings = tracker_settings.model_copy(update={"vk_timeout_seconds": 0.5})
-        await vk_sandbox.control.inject_fault("latency", method="wall.post", seconds=1.5)
-        await vk_sandbox.control.inject_fault("hide_posts", group_id=community.group_id,
-                                              seconds=2)
-        post_id = await insert_post(db, community.project_id, "Maybe  posted [id1|Ann]",
-                                    attachments=["photo-1_5"])
-        with capture_logs(processors=WITH_CONTEXT) as logs:
-            async with running_trackers(db, settings, broker, fast_options()):
-                unknown = await eventually(
-                    lambda: db["system_posts"].find_one({"_id": post_id, "outcome_unknown": True}),
-                    what="the unknown outcome to be recorded")
-                assert (unknown["status"], unknown["vk_post_id"]) == (Status.PUBLISHING.value, None)
-                await wait_deleted(db, post_id, timeout=15)
-        assert len(await published(vk_sandbox, community.group_id)) == 1
-        assert len(await vk_sandbox.control.calls("wall.post")) == 1
-        verified = [entry for entry in logs if entry["event"] == "post_verified"]
-        assert [(entry["way"], entry["post_id"]) for entry in verified] == [
-            ("content", str(post_id))]
-
-    async def test_not_found_in_time_is_possible_error(
-            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
-            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
-        """Unknown outcome and never visible: possible_error after the timeout, never resent."""
-        community = await new_community(db, vk_sandbox)
-        settings = tracker_settings.model_copy(update={"vk_timeout_seconds": 0.5})
-        await vk_sandbox.control.inject_fault("latency", method="wall.post", seconds=1)
-        await vk_sandbox.control.inject_fault("hide_posts", group_id=community.group_id,
-                                              seconds=None)
-        post_id = await insert_post(db, community.project_id, "Lost in the void")
-        async with running_trackers(db, settings, broker,
-                                    fast_options(verify_timeout_seconds=2.0)):
-            document = await wait_status(db, post_id, Status.POSSIBLE_ERROR, timeout=10)
-            await inbox.wait_for(community.project_id, 1)
-        assert "not found on the wall within 2 s" in document["error"]
-        assert len(await published(vk_sandbox, community.group_id)) == 1  # VK did post it
-        assert len(await vk_sandbox.control.calls("wall.post")) == 1
-
     async def test_post_claimed_by_a_dead_tracker_is_verified_not_resent(
             self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
             vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
@@ -182,6 +165,69 @@ class TestVerification:
                                     fast_options(verify_timeout_seconds=2.0)):
             await wait_deleted(db, on_wall)
             await wait_status(db, never_sent, Status.POSSIBLE_ERROR)
+        assert await vk_sandbox.control.calls("wall.post") == []
+
+
+    async def test_unreadable_wall_is_its_own_possible_error(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """A post VK confirmed with an id, and a wall that could not be read for the whole
+        window: possible_error "not verified: wall unreadable: VK error 5 …", not "not
+        found"; nothing is re-sent."""
+        community = await new_community(db, vk_sandbox)
+        wall_post = await vk_sandbox.control.create_post(community.group_id, "Confirmed")
+        await vk_sandbox.control.inject_fault("error", method="wall.get", code=5, count=1000)
+        post_id = await insert_post(db, community.project_id, "Confirmed",
+                                    status=Status.PUBLISHING, sent_text="Confirmed",
+                                    claimed_by="gone", claimed_at=now(), guid="g",
+                                    vk_post_id=wall_post["id"])
+        async with running_trackers(db, tracker_settings, broker,
+                                    fast_options(verify_timeout_seconds=2.0)):
+            document = await wait_status(db, post_id, Status.POSSIBLE_ERROR)
+        assert document["error"].startswith("not verified: wall unreadable: VK error 5 in "
+                                            "wall.get")
+        assert await vk_sandbox.control.calls("wall.post") == []
+
+    async def test_wall_read_once_then_unreadable_is_not_found(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """A look that read the wall and did not find the post counts: when later looks
+        fail, the post is "not found on the wall", with the last failure added."""
+        community = await new_community(db, vk_sandbox)
+        post_id = await insert_post(db, community.project_id, "Never made it",
+                                    status=Status.PUBLISHING, sent_text="Never made it",
+                                    claimed_by="gone", claimed_at=now())
+        async with running_trackers(db, tracker_settings, broker,
+                                    fast_options(verify_timeout_seconds=2.0)):
+            await eventually(lambda: db["system_posts"].find_one(
+                {"_id": post_id, "wall_read_at": {"$ne": None}}), what="a look at the wall")
+            await vk_sandbox.control.inject_fault("error", method="wall.get", code=5, count=1000)
+            document = await wait_status(db, post_id, Status.POSSIBLE_ERROR)
+        assert document["error"].startswith(
+            "not found on the wall within 2 s (the last look failed: wall unreadable: VK error 5")
+
+    async def test_content_match_reads_back_past_the_first_page(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """Way 2 pages back (offset) until it passes posts older than the claim: a post
+        with 25 newer ones above it (one page is 20) is still found, not resent."""
+        community = await new_community(db, vk_sandbox)
+        claimed = now() - timedelta(seconds=2)
+        await vk_sandbox.control.create_post(community.group_id, "older post")
+        await vk_sandbox.control.create_post(community.group_id, "Deep  down")
+        for index in range(25):
+            await vk_sandbox.control.create_post(community.group_id, f"newer {index}")
+        post_id = await insert_post(db, community.project_id, "Deep down",
+                                    status=Status.PUBLISHING, sent_text="Deep down",
+                                    claimed_by="gone", claimed_at=claimed)
+        with capture_logs(processors=WITH_CONTEXT) as logs:
+            async with running_trackers(db, tracker_settings, broker, fast_options()):
+                await wait_deleted(db, post_id)
+        verified = [entry for entry in logs if entry["event"] == "post_verified"]
+        assert [entry["way"] for entry in verified] == ["content"]
+        offsets = [call["params"].get("offset") for call in
+                   await vk_sandbox.control.calls("wall.get")]
+        assert offsets[:2] == ["0", "20"]
         assert await vk_sandbox.control.calls("wall.post") == []
 
 
@@ -234,8 +280,8 @@ class TestErrors:
         with capture_logs(processors=WITH_CONTEXT) as logs:
             async with running_trackers(db, tracker_settings, broker, fast_options()):
                 await wait_deleted(db, post_id)
-                # retry, retry, published, verified
-                await inbox.wait_for(community.project_id, 4)
+                # (claimed, retry) twice, claimed, published, verified
+                await inbox.wait_for(community.project_id, 7)
         calls = await vk_sandbox.control.calls("wall.post")
         assert [call["error_code"] for call in calls] == [9, 9, None]
         # The back-off (0.2 s, then 0.3 s) held the post back between attempts.
@@ -244,6 +290,29 @@ class TestErrors:
         retries = [entry["attempts"] for entry in logs if entry["event"] == "post_retry_scheduled"]
         assert retries == [1, 2]
         assert len(await published(vk_sandbox, community.group_id)) == 1
+
+    async def test_one_budget_for_client_and_tracker(
+            self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
+            vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
+        """Error 9 every time, a client that retries 4 times itself, a budget of 5 per
+        publication: 5 wall.post calls in all (not 4 × 5), then error saying so."""
+        community = await new_community(db, vk_sandbox)
+        await vk_sandbox.control.inject_fault("error", method="wall.post", code=9, count=100)
+        post_id = await insert_post(db, community.project_id, "Flooded")
+        rules = dataclasses.replace(FAST_RETRY, max_attempts=5)
+        client = VkClient.from_settings(tracker_settings.model_copy(
+            update={"vk_max_attempts": 4}))
+        client.backoff = BackoffPolicy(base_seconds=0.01, max_seconds=0.05, jitter=0)
+        async with client:
+            tracker = Tracker(db, client, broker, fast_options(retry=rules), instance_id="budget")
+            tracker.start()
+            try:
+                document = await wait_status(db, post_id, Status.ERROR, timeout=15)
+            finally:
+                await tracker.stop()
+        assert (document["attempts"], document["error_code"]) == (5, 9)
+        assert document["error"].startswith("gave up after 5 attempts: VK error 9")
+        assert len(await vk_sandbox.control.calls("wall.post")) == 5
 
     async def test_retries_are_bounded(
             self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,

@@ -8,10 +8,10 @@ from datetime import datetime, timedelta
 from pymongo.asynchronous.database import AsyncDatabase
 from structlog.testing import capture_logs
 
-from services.post_tracker.records import Status
 from services.post_tracker.wakeup import WAKE_PIPELINE
 from shared.broker import Broker
 from shared.change_wakeup import ChangeWakeup
+from shared.documents import Status
 from shared.mongo import SYSTEM_POSTS, Document
 from shared.settings import Settings
 from tests.conftest import RunningSandbox

@@ -10,8 +10,8 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.post_tracker.leases import ProjectLeases
-from services.post_tracker.records import Status, count_by_status
 from services.post_tracker.store import PostStore
+from shared.documents import Status, SystemPost, count_by_status
 from shared.mongo import SYSTEM_POSTS, Document
 from tests.post_tracker.conftest import get_post, insert_post, now
 from tests.waiting import eventually
@@ -24,8 +24,8 @@ class TestClaim:
         post_id = await insert_post(db, "p1", "Hi {{x}}")
         stores = [PostStore(db, f"tracker-{index}") for index in range(20)]
         candidate = await stores[0].next_candidate("p1", now())
-        assert candidate is not None
-        claims = await asyncio.gather(*(store.claim(candidate, now=now(), sent_text="Hi X")
+        assert isinstance(candidate, SystemPost)
+        claims = await asyncio.gather(*(store.claim(candidate, now=now(), sent_text="Hi X", guid="g")
                                         for store in stores))
         winners = [claim for claim in claims if claim is not None]
         assert len(winners) == 1
@@ -52,7 +52,7 @@ class TestClaim:
         store = PostStore(db, "t")
         assert await store.due_projects(now()) == ["p1", "p2"]
         candidate = await store.next_candidate("p1", now())
-        assert candidate is not None and candidate.text == "oldest"
+        assert isinstance(candidate, SystemPost) and candidate.text == "oldest"
 
     async def test_text_changed_since_reading_is_not_claimed(
             self, db: AsyncDatabase[Document]) -> None:
@@ -60,9 +60,9 @@ class TestClaim:
         post_id = await insert_post(db, "p1", "draft")
         store = PostStore(db, "t")
         candidate = await store.next_candidate("p1", now())
-        assert candidate is not None
+        assert isinstance(candidate, SystemPost)
         await db[SYSTEM_POSTS].update_one({"_id": post_id}, {"$set": {"text": "final"}})
-        assert await store.claim(candidate, now=now(), sent_text="draft") is None
+        assert await store.claim(candidate, now=now(), sent_text="draft", guid="g") is None
 
     async def test_writes_after_a_lost_claim_are_dropped(
             self, db: AsyncDatabase[Document]) -> None:
@@ -70,14 +70,14 @@ class TestClaim:
         post_id = await insert_post(db, "p1", "x")
         first, second = PostStore(db, "first"), PostStore(db, "second")
         candidate = await first.next_candidate("p1", now())
-        assert candidate is not None
-        stale = await first.claim(candidate, now=now(), sent_text="x")
+        assert isinstance(candidate, SystemPost)
+        stale = await first.claim(candidate, now=now(), sent_text="x", guid="g")
         assert stale is not None
         await db[SYSTEM_POSTS].update_one({"_id": post_id},
                                           {"$set": {"status": Status.PENDING.value}})
         again = await second.next_candidate("p1", now())
-        assert again is not None and await second.claim(again, now=now(), sent_text="x")
-        assert not await first.record_published(stale, 42, now())
+        assert isinstance(again, SystemPost) and await second.claim(again, now=now(), sent_text="x", guid="g")
+        assert not await first.record_published(stale, 42, now(), attempts=1)
         document = await get_post(db, post_id)
         assert document is not None
         assert (document["claimed_by"], document["vk_post_id"]) == ("second", None)
@@ -115,8 +115,8 @@ class TestOddDocuments:
         await db[SYSTEM_POSTS].update_one({"_id": post_id}, {"$unset": {"text": ""}})
         store = PostStore(db, "t")
         candidate = await store.next_candidate("p1", now())
-        assert candidate is not None and candidate.text == ""
-        claimed = await store.claim(candidate, now=now(), sent_text="")
+        assert isinstance(candidate, SystemPost) and candidate.text == ""
+        claimed = await store.claim(candidate, now=now(), sent_text="", guid="g")
         assert claimed is not None and claimed.attachments == ("photo-1_2",)
 
 

@@ -2,7 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.post_tracker.variables import Substitution, merge_variables, substitute
+import pytest
+from bson import Decimal128, Int64
+
+from services.post_tracker.variables import Substitution, merge_variables, substitute, value_text
 
 
 class TestMergeVariables:
@@ -33,6 +36,24 @@ class TestMergeVariables:
         documents: list[dict[str, Any]] = [{"name": " empty ", "value": None, "project_id": None},
                                            {"name": "year", "value": 2025, "project_id": None}]
         assert merge_variables(documents, "p1") == {"empty": "", "year": "2025"}
+
+
+class TestValueText:
+    @pytest.mark.parametrize(("stored", "text"), [
+        (None, ""), (100, "100"), (100.0, "100"), (Int64(7), "7"), (1.5, "1.5"),
+        (Decimal128("100.00"), "100"), (Decimal128("9.90"), "9.90"), (True, "true"),
+        ("as is", "as is"),
+    ])
+    def test_values_as_the_user_wrote_them(self, stored: Any, text: str) -> None:
+        """null is empty; a whole number is written without ``.0`` whatever its BSON type."""
+        assert value_text(stored) == text
+
+    def test_project_ids_are_not_compared_as_strings(self) -> None:
+        """A variable of project ``5`` (int) is not one of project ``"5"``, and back."""
+        documents: list[dict[str, Any]] = [{"name": "a", "value": "int", "project_id": 5},
+                     {"name": "b", "value": "str", "project_id": "5"}]
+        assert merge_variables(documents, 5) == {"a": "int"}
+        assert merge_variables(documents, "5") == {"b": "str"}
 
 
 class TestSubstitute:

@@ -3,8 +3,9 @@ with system posts and callbacks flowing: no double publication, no lost update.
 
 "No lost update, exactly once", precisely (see :mod:`tests.resilience.clients`):
 every change the services announce — each refresh (``project_update_announced`` of a
-refresher) and each system-post transition (``post_published``, ``post_verified``,
-``post_retry_scheduled``, ``post_failed``, ``post_possible_error`` of a tracker) — is
+refresher) and each system-post transition (``post_claimed``, ``post_published``,
+``post_verified``, ``post_retry_scheduled``, ``post_failed``, ``post_rejected``,
+``post_possible_error`` of a tracker) — is
 one entry of the update log, the log has no hole, a cursor chain alternating between
 the two notifiers reports each entry in exactly one poll, and an SSE client on each
 notifier receives each entry exactly once, in order.
@@ -45,8 +46,8 @@ from tests.resilience.stack import (
 from tests.waiting import eventually
 from tools.mongod import free_port
 
-TRACKER_CHANGES = ("post_published", "post_verified", "post_retry_scheduled", "post_failed",
-                   "post_possible_error")
+TRACKER_CHANGES = ("post_claimed", "post_published", "post_verified", "post_retry_scheduled",
+                   "post_failed", "post_rejected", "post_possible_error")
 
 
 @pytest.mark.timeout(300)

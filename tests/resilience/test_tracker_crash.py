@@ -2,7 +2,8 @@
 ``wall.post`` and storing ``vk_post_id``.
 
 The contract (``services/post_tracker/__init__.py``): a post is sent by exactly one
-claim and an unknown outcome is never re-sent, so no post is ever published twice;
+claim and a crash records no unknown outcome, so it is never re-sent (and a re-send would
+carry the same guid): no post is ever published twice;
 a crash leaves it ``publishing`` and verification settles it — deleted when found on
 the wall, ``possible_error`` when not found within ``TRACKER_VERIFY_TIMEOUT_SECONDS``.
 """

@@ -62,6 +62,18 @@ class TestFaults:
         await sandbox.control.clear_faults()
         assert await timed("wall.get", owner_id=-community.group_id) < 0.3
 
+    async def test_counted_latency(self, sandbox: RunningSandbox) -> None:
+        """With ``count``, only the next N calls are delayed."""
+        community, admin = await sandbox.community_with_admin()
+        await sandbox.control.inject_fault("latency", method="wall.get", seconds=0.3, count=1)
+        durations = []
+        for _ in range(2):
+            started = time.monotonic()
+            await sandbox.api("wall.get", admin.token, owner_id=-community.group_id)
+            durations.append(time.monotonic() - started)
+        assert durations[0] >= 0.3 and durations[1] < 0.3
+        assert await sandbox.control.faults() == []
+
     async def test_http_status(self, sandbox: RunningSandbox) -> None:
         """http_status answers the HTTP error with a non-JSON body, N times."""
         community, admin = await sandbox.community_with_admin()

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from tests.sandbox.harness import CallbackReceiver, RunningSandbox, connect_server
+from tools.vk_sandbox.community import GUID_MEMORY_SECONDS, Community
 from tools.vk_sandbox.control import CreatedCommunity, CreatedUser
 
 
@@ -156,6 +157,28 @@ class TestWallPost:
         community, admin = await sandbox.community_with_admin()
         await post(sandbox, community, admin, "late", publish_date=int(time.time()) - 60)
         assert (await wall_get(sandbox, community, admin))["count"] == 1
+
+
+class TestWallPostGuid:
+    async def test_same_guid_same_wall_is_the_same_post(self, sandbox: RunningSandbox) -> None:
+        """wall.post with a guid already used on that wall answers the first post's id and
+        posts nothing; another guid, or another wall, is another post."""
+        community, admin = await sandbox.community_with_admin()
+        first = await post(sandbox, community, admin, "once", guid="g-1")
+        again = await post(sandbox, community, admin, "once", guid="g-1")
+        other = await post(sandbox, community, admin, "once", guid="g-2")
+        assert again == first and other != first
+        assert (await wall_get(sandbox, community, admin))["count"] == 2
+        elsewhere, its_admin = await sandbox.community_with_admin()
+        assert await post(sandbox, elsewhere, its_admin, "once", guid="g-1") >= 1
+        assert (await wall_get(sandbox, elsewhere, its_admin))["count"] == 1
+
+    def test_a_guid_is_remembered_for_an_hour(self) -> None:
+        """After GUID_MEMORY_SECONDS the guid is forgotten (VK states no window)."""
+        community = Community(group_id=1, name="c", token="t", confirmation_code="c")
+        community.remember_guid("g", 7, now=1000.0)
+        assert community.post_of_guid("g", now=1000.0 + GUID_MEMORY_SECONDS) == 7
+        assert community.post_of_guid("g", now=1000.0 + GUID_MEMORY_SECONDS + 1) is None
 
 
 class TestWallDelete:

@@ -9,11 +9,13 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from shared.retry import AttemptBudget
 from shared.vk.client import VkClient
 from shared.vk.errors import (
     VkAccessDenied,
     VkAuthError,
     VkError,
+    VkFloodControl,
     VkGroupAuthError,
     VkHttpError,
     VkInternalError,
@@ -134,6 +136,22 @@ class TestVkClientRetries:
         assert [call["error_code"] for call in await sandbox.calls("wall.post")] == [6, None]
         wall = await sandbox.wall(community.group_id)
         assert [post["id"] for post in wall["published"]] == [post_id]
+
+    async def test_a_budget_bounds_the_attempts_and_counts_them(
+            self, sandbox: SandboxControl, community: Community) -> None:
+        """With a budget of 5 of which 3 are spent, a client allowed 4 attempts makes 2
+        (and records them); an empty budget makes none."""
+        await sandbox.inject_fault("error", method="wall.post", code=9, count=100)
+        budget = AttemptBudget(total=5, used=3)
+        async with make_client(sandbox.api_url, max_attempts=4) as vk:
+            with pytest.raises(VkFloodControl):
+                await vk.wall_post(community.admin_token, community.group_id, "once",
+                                   budget=budget)
+            assert (budget.used, budget.remaining) == (5, 0)
+            with pytest.raises(ValueError, match="no attempt left"):
+                await vk.wall_post(community.admin_token, community.group_id, "once",
+                                   budget=budget)
+        assert len(await sandbox.calls("wall.post")) == 2
 
     async def test_refused_connections_are_retried_network_errors(self) -> None:
         """Nothing listening: the request never left, so it is retried, then raised as such."""

@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+from structlog.testing import capture_logs
 
 from shared.vk.models import CallbackServer, WallPage, WallPost, attachment_id
 
@@ -79,6 +80,17 @@ class TestWallPage:
         page = WallPage.model_validate({"count": 250, "items": [raw_post(id=1), raw_post(id=2)]})
         assert page.count == 250
         assert [post.id for post in page.items] == [1, 2]
+
+    def test_items_that_are_not_posts_are_skipped_with_a_log_line(self) -> None:
+        """A deleted post's stub (no from_id, no date) or an odd item never hides the rest."""
+        stub = {"id": 3, "owner_id": -1, "is_deleted": True, "deleted_reason": "removed"}
+        with capture_logs() as logs:
+            page = WallPage.model_validate({"count": 4, "items": [
+                raw_post(id=1), stub, "garbage", raw_post(id=2, date="yesterday")]})
+        assert [post.id for post in page.items] == [1]
+        skipped = [entry for entry in logs if entry["event"] == "wall_item_skipped"]
+        assert [(entry["item_id"], entry["fields"]) for entry in skipped] == [
+            (3, ["date", "from_id"]), (None, []), (2, ["date"])]
 
 
 class TestCallbackServer:

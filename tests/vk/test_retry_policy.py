@@ -7,7 +7,13 @@ import random
 import pytest
 from tenacity import AsyncRetrying
 
-from shared.retry import DEFAULT_BACKOFF, BackoffPolicy, async_retrying, backoff_seconds
+from shared.retry import (
+    DEFAULT_BACKOFF,
+    AttemptBudget,
+    BackoffPolicy,
+    async_retrying,
+    backoff_seconds,
+)
 
 
 class TestBackoffPolicy:
@@ -70,3 +76,23 @@ class TestAsyncRetrying:
                     attempts += 1
                     raise ValueError
         assert attempts == 1
+
+
+class TestAttemptBudget:
+    def test_spending_until_empty(self) -> None:
+        """Each spend uses one attempt; an empty budget refuses to spend."""
+        budget = AttemptBudget(total=2)
+        budget.spend()
+        budget.spend()
+        assert (budget.used, budget.remaining) == (2, 0)
+        with pytest.raises(ValueError, match="spent"):
+            budget.spend()
+
+    def test_more_used_than_total_leaves_nothing(self) -> None:
+        """A post that already used more than a smaller budget allows has none left."""
+        assert AttemptBudget(total=3, used=7).remaining == 0
+
+    @pytest.mark.parametrize(("total", "used"), [(0, 0), (3, -1)])
+    def test_invalid_budgets(self, total: int, used: int) -> None:
+        with pytest.raises(ValueError):
+            AttemptBudget(total=total, used=used)

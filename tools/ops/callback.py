@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import time
 
+from shared.documents import DocumentError, Project
 from shared.mongo import Document
 from shared.vk import CallbackServer
 from tools.callback_setup import (
@@ -67,13 +68,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     status.set_defaults(handler=server_status)
 
 
-def _credentials(project: Document) -> tuple[str, int]:
-    token, group_id = project.get("vk_user_token"), project.get("vk_group_id")
-    if not token:
-        raise OpsFailure(f"project {project['_id']} has no vk_user_token")
-    if not isinstance(group_id, int) or group_id <= 0:
-        raise OpsFailure(f"project {project['_id']} has no valid vk_group_id")
-    return str(token), group_id
+def _credentials(document: Document) -> tuple[str, int]:
+    try:
+        project = Project.from_document(document)
+    except DocumentError as exc:
+        raise OpsFailure(f"project {document.get('_id')}: {exc}") from None
+    if project.problem is not None:
+        raise OpsFailure(f"project {project.label}: {project.problem}")
+    return project.token, project.group_id
 
 
 def _describe(server: CallbackServer) -> str:

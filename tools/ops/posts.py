@@ -7,7 +7,7 @@ import argparse
 from bson import ObjectId
 
 from services.post_tracker.announcer import REASON as ANNOUNCE_REASON
-from services.post_tracker.records import Status
+from shared.documents import Status
 from shared.messages import ProjectUpdated, new_correlation_id
 from shared.mongo import SYSTEM_POSTS, Document
 from tools.ops import table

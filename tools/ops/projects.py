@@ -13,7 +13,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from services.post_tracker.records import Status
+from shared.documents import Status
 from shared.mongo import PROJECTS, SYSTEM_POSTS, ContentType, Document
 from tools.ops import table
 from tools.ops.arguments import identifier, positive_int

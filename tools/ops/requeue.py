@@ -9,7 +9,9 @@ The post is reset to what the tracker expects of a fresh pending post (see
 
 A ``possible_error`` post may well be on the wall (VK's answer was lost, or it was
 hidden or deleted before verification found it): sending it again can publish it twice,
-so that needs ``--force``.
+so that needs ``--force``. (Sent again unchanged, it carries the same ``wall.post``
+guid, which VK uses against duplicates; VK states no window for it, so it is no
+guarantee.)
 
 The write is one update fenced by the status it was read in, so a post changed
 meanwhile (by a tracker, the product, or another operator) is left alone. The tracker's
@@ -22,7 +24,7 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from services.post_tracker.records import Status
+from shared.documents import Status
 from shared.mongo import Document
 
 REQUEUEABLE: tuple[str, ...] = (Status.ERROR.value, Status.POSSIBLE_ERROR.value)
@@ -33,7 +35,7 @@ REQUEUE_PIPELINE: list[dict[str, Any]] = [
               "last_error_code": "$error_code", "error": None, "vk_post_id": None,
               "attempts": 0}},
     {"$unset": ["not_before", "claimed_by", "claimed_at", "sent_text", "outcome_unknown",
-                "published_at", "error_code", "failed_at"]},
+                "published_at", "error_code", "failed_at", "guid", "resends", "wall_read_at"]},
 ]
 
 

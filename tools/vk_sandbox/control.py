@@ -163,7 +163,8 @@ class SandboxControl:
     async def inject_fault(self, kind: str, **spec: Any) -> dict[str, Any]:
         """Inject a fault, e.g. ``inject_fault("error", method="wall.get", code=6, count=3)``.
 
-        Kinds: ``error`` (method, code, count), ``latency`` (method or None, seconds),
+        Kinds: ``error`` (method, code, count), ``latency`` (method or None, seconds,
+        count or None),
         ``http_status`` (method, status, count), ``malformed`` (method, count),
         ``hide_posts`` (group_id, seconds or None), ``duplicate_callbacks`` (count).
         """

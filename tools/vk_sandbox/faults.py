@@ -22,11 +22,13 @@ class ErrorFault(_FaultSpec):
 
 
 class LatencyFault(_FaultSpec):
-    """Every call of ``method`` (any method if null) is answered ``seconds`` later."""
+    """Every call of ``method`` (any method if null) is answered ``seconds`` later; with
+    ``count``, only the next ``count`` calls."""
 
     kind: Literal["latency"]
     method: str | None = None
     seconds: float = Field(ge=0, le=600)
+    count: int | None = Field(default=None, ge=1)
 
 
 class HttpStatusFault(_FaultSpec):
@@ -103,11 +105,16 @@ class FaultBook:
         return self._take(DuplicateCallbacksFault, None) is not None
 
     def latency(self, method: str) -> float:
-        return sum(
-            fault.seconds
-            for fault in self._faults
-            if isinstance(fault, LatencyFault) and fault.method in (None, method)
-        )
+        """The delay of this call of ``method`` (counted latency faults are used up)."""
+        delay = 0.0
+        for fault in list(self._faults):
+            if isinstance(fault, LatencyFault) and fault.method in (None, method):
+                delay += fault.seconds
+                if fault.count is not None:
+                    fault.count -= 1
+                    if fault.count == 0:
+                        self._faults.remove(fault)
+        return delay
 
     def hide_seconds(self, group_id: int) -> float | None:
         """How long a new wall.post on ``group_id`` stays hidden (inf: forever), if at all."""

@@ -102,6 +102,10 @@ def wall_post(call: MethodCall) -> dict[str, Any]:
     if publish_date is not None and publish_date < 0:
         raise invalid_param("publish_date", "is invalid")
     from_group = call.params.flag("from_group")
+    guid = call.params.text("guid")
+    now = time.time()
+    if guid is not None and (known := community.post_of_guid(guid, now)) is not None:
+        return {"post_id": known}  # the same guid on the same wall: the same post, no other
     post = call.sandbox.walls.create_post(
         community,
         text=message,
@@ -111,6 +115,8 @@ def wall_post(call: MethodCall) -> dict[str, Any]:
         created_by=call.caller.user_id,
         hide_seconds=call.sandbox.faults.hide_seconds(community.group_id),
     )
+    if guid is not None:
+        community.remember_guid(guid, post.id, now)
     return {"post_id": post.id}
 
 
