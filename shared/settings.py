@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     gateway_max_body_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
     gateway_publish_timeout_seconds: PositiveSeconds = 2.0
     gateway_project_cache_seconds: Annotated[float, Field(ge=0)] = 5.0
+    gateway_batch_max_events: Annotated[int, Field(ge=1, le=10_000)] = 128
+    gateway_batch_max_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    gateway_workers: Annotated[int, Field(ge=1, le=64)] = 1
     notifier_host: str = "0.0.0.0"
     notifier_port: Port = 8081
     notifier_token: SecretStr | None = None

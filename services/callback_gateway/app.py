@@ -5,9 +5,11 @@ VK's delivery contract drives every answer:
 * ``confirmation``            → 200, the project's confirmation code (404 if unknown).
 * bad or missing secret       → 403, nothing published.
 * unknown community           → 200 ``ok`` and dropped (VK would retry forever).
-* any other event             → published with confirms, *then* 200 ``ok``.
+* any other event             → published with confirms, *then* 200 ``ok`` (events
+                                arriving together share a confirm: :mod:`.group_commit`).
 * broker down / no confirm    → 503 (+ ``Retry-After`` on the first try, see
-                                :mod:`.retry_after`): VK retries, nothing is lost.
+                                :mod:`.retry_after`) to every event of the batch:
+                                VK retries, nothing is lost.
 * malformed body              → 400; over the size limit → 413. Never a 500.
 """
 
@@ -24,12 +26,13 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from services.callback_gateway import metrics
-from services.callback_gateway.parsing import CONFIRMATION, BadCallback, parse_callback
+from services.callback_gateway.group_commit import GroupCommit
+from services.callback_gateway.parsing import CONFIRMATION, BadCallback, Callback, parse_callback
 from services.callback_gateway.projects import ProjectDirectory, ProjectKeys
 from services.callback_gateway.retry_after import retry_after_header
 from shared.broker import Broker, PublishFailed
 from shared.health import add_health_routes, dependencies_ready
-from shared.messages import CallbackEvent, new_correlation_id
+from shared.messages import callback_event_json, new_correlation_id
 from shared.mongo import PROJECTS, Document, connect, ensure_indexes
 from shared.openapi import add_openapi_route
 from shared.service import LISTEN_BACKLOG
@@ -41,6 +44,7 @@ log = structlog.get_logger(__name__)
 SETTINGS = web.AppKey("settings", Settings)
 BROKER = web.AppKey("broker", Broker)
 DIRECTORY = web.AppKey("directory", ProjectDirectory)
+COMMITS = web.AppKey("commits", GroupCommit)
 MONGO = web.AppKey("mongo", AsyncMongoClient[Document])
 
 def plain(text: str, status: int = 200, **headers: str) -> web.Response:
@@ -73,12 +77,11 @@ async def handle_callback(request: web.Request) -> web.Response:
     retry_header = request.headers.get("X-Retry-Counter", "")
     retry_counter = int(retry_header) if retry_header.isdigit() else None
     correlation_id = new_correlation_id()
-    bound = log.bind(correlation_id=correlation_id, group_id=callback.group_id,
-                     event_type=callback.type, event_id=callback.event_id)
     try:
         project = await request.app[DIRECTORY].find(callback.group_id)
     except PyMongoError as exc:
-        bound.warning("project_lookup_failed", error=type(exc).__name__)
+        log.warning("project_lookup_failed", error=type(exc).__name__,
+                    **_context(correlation_id, callback))
         metrics.count(callback.type, "unavailable")
         return plain("temporarily unavailable", 503, **retry_after_header(retry_counter))
 
@@ -90,36 +93,43 @@ async def handle_callback(request: web.Request) -> web.Response:
         return plain(project.confirmation_code)
 
     if project is None:
-        bound.info("callback_dropped_unknown_group")
+        log.info("callback_dropped_unknown_group", **_context(correlation_id, callback))
         metrics.count(callback.type, "unknown_group")
         return plain("ok")
     if not await _secret_matches(request.app[DIRECTORY], project, callback.group_id,
                                  callback.secret):
-        bound.warning("callback_bad_secret", project_id=project.project_id,
-                      secret_present=callback.secret is not None)
+        log.warning("callback_bad_secret", project_id=project.project_id,
+                    secret_present=callback.secret is not None,
+                    **_context(correlation_id, callback))
         metrics.count(callback.type, "bad_secret")
         return plain("bad secret", 403)
 
-    event = CallbackEvent(
+    event = callback_event_json(
         correlation_id=correlation_id, type=callback.type, group_id=callback.group_id,
-        event_id=callback.event_id, v=callback.v, object=callback.object,
+        event_id=callback.event_id, v=callback.v, object_json=callback.object_json,
         project_id=project.project_id, received_at=datetime.now(UTC),
         retry_counter=retry_counter,
     )
     try:
-        await request.app[BROKER].publish_callback(
-            event, timeout=settings.gateway_publish_timeout_seconds)
+        await request.app[COMMITS].commit(correlation_id, event)
     except PublishFailed as exc:
-        bound.warning("callback_not_stored", project_id=project.project_id, error=str(exc))
+        log.warning("callback_not_stored", project_id=project.project_id, error=str(exc),
+                    **_context(correlation_id, callback))
         metrics.count(callback.type, "unavailable")
         return plain("temporarily unavailable", 503, **retry_after_header(retry_counter))
     # DEBUG, not INFO: one line per callback was 8-27 % of the gateway's CPU (bench/gateway.py);
     # the refresher's ``refresh_requested`` carries the same correlation and event ids.
-    bound.debug("callback_accepted", project_id=project.project_id,
-                retry_counter=event.retry_counter)
+    log.debug("callback_accepted", project_id=project.project_id, retry_counter=retry_counter,
+              **_context(correlation_id, callback))
     metrics.count(callback.type, "accepted")
     metrics.ACK_SECONDS.observe(time.perf_counter() - started)
     return plain("ok")
+
+
+def _context(correlation_id: str, callback: Callback) -> dict[str, object]:
+    """What every log line about a callback carries (built only for a line written)."""
+    return {"correlation_id": correlation_id, "group_id": callback.group_id,
+            "event_type": callback.type, "event_id": callback.event_id}
 
 
 async def _secret_matches(directory: ProjectDirectory, project: ProjectKeys, group_id: int,
@@ -156,7 +166,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[BROKER] = broker
     app[MONGO] = client
     app[DIRECTORY] = ProjectDirectory(db[PROJECTS], settings.gateway_project_cache_seconds)
+
+    async def publish(events: list[bytes], correlation_id: str) -> None:
+        await broker.publish_callbacks(events, correlation_id=correlation_id,
+                                       timeout=settings.gateway_publish_timeout_seconds)
+
+    commits = GroupCommit(publish, max_events=settings.gateway_batch_max_events,
+                          max_bytes=settings.gateway_batch_max_bytes)
+    app[COMMITS] = commits
     yield
+    await commits.close()
     await broker.close()
     await client.close()
 
