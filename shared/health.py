@@ -1,7 +1,9 @@
 """Health, readiness and metrics endpoints, for HTTP services and consumers alike.
 
 ``/healthz``: the process is alive. ``/readyz``: its broker and database are
-reachable (503 otherwise). ``/metrics``: Prometheus text format.
+reachable (503 otherwise). ``/metrics``: Prometheus text format — of every process
+of the service when several share a port (``PROMETHEUS_MULTIPROC_DIR`` set, e.g.
+``GATEWAY_WORKERS``), else of this process.
 HTTP services mount these on their own app; consumers serve them on a small side
 port (``HEALTH_PORT``; 0 disables it).
 """
@@ -9,12 +11,19 @@ port (``HEALTH_PORT``; 0 disables it).
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    generate_latest,
+    multiprocess,
+)
 from pymongo import AsyncMongoClient
 
 from shared.broker import Broker
@@ -46,8 +55,16 @@ async def _healthz(_request: web.Request) -> web.Response:
     return web.Response(text="ok", content_type="text/plain")
 
 
+def _registry() -> CollectorRegistry:
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # sums the workers' files
+    return registry
+
+
 async def _metrics(_request: web.Request) -> web.Response:
-    response = web.Response(body=generate_latest())
+    response = web.Response(body=generate_latest(_registry()))
     response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
     return response
 

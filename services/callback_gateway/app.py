@@ -184,8 +184,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 async def lifespan(settings: Settings) -> AsyncIterator[None]:
     runner = web.AppRunner(init_app(settings), access_log=None, handle_signals=False)
     await runner.setup()
+    # Several workers (GATEWAY_WORKERS, workers.py) listen on the same port.
     site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port,
-                       backlog=LISTEN_BACKLOG)
+                       backlog=LISTEN_BACKLOG, reuse_port=settings.gateway_workers > 1)
     await site.start()
     log.info("listening", host=settings.gateway_host, port=settings.gateway_port)
     try:
