@@ -614,10 +614,11 @@ class Stack:
             await wait_http_ok(ready, [proc])
         return proc
 
-    async def start_bare_app(self) -> ServiceProc:
+    async def start_bare_app(self, *args: str, label: str = "bare_app") -> ServiceProc:
+        """:mod:`bench.bare_app` (``args``: e.g. ``--publish-to`` for the naive baseline)."""
         port = free_port()
-        proc = ServiceProc(spawn(f"bare_app-{port}", [PYTHON, "-m", "bench.bare_app", "--port",
-                                                      str(port)], self.env(), self.log_dir),
+        proc = ServiceProc(spawn(f"{label}-{port}", [PYTHON, "-m", "bench.bare_app", "--port",
+                                                     str(port), *args], self.env(), self.log_dir),
                            port, f"http://127.0.0.1:{port}/readyz")
         self.procs.append(proc)
         await wait_http_ok(proc.ready_url, [proc])

@@ -27,15 +27,15 @@ _FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^:()]*)(?::\d+)?\)$")
 
 # Inside the gateway's handler: the frame right below handle_callback decides.
 _HANDLER_PARTS = (
-    ("publish_callback", "handler: publish to RabbitMQ (aio-pika message, frames, write)"),
+    ("GroupCommit.commit", "handler: join a batch (its publish runs in a committer task)"),
+    ("callback_event_json", "handler: serialise the event (orjson)"),
     ("structlog", "handler: log line (structlog JSON + write)"),
-    ("parse_callback", "handler: parse + validate body (json, pydantic)"),
+    ("parse_callback", "handler: parse + validate body (orjson, fast checks)"),
     ("ProjectDirectory.lookup", "handler: project lookup (TTL cache)"),
     ("accepts_secret", "handler: secret check"),
     ("new_correlation_id", "handler: correlation id (uuid4)"),
     ("metrics", "handler: prometheus metrics"),
     ("prometheus_client", "handler: prometheus metrics"),
-    ("BaseModel.__init__", "handler: CallbackEvent model"),
     ("plain", "handler: response object"),
     ("BaseRequest.read", "handler: read body"),
 )
@@ -72,6 +72,8 @@ def library(frames: list[str]) -> str:
 def handler_part(frames: list[str]) -> str | None:
     """For a gateway sample inside ``handle_callback``: which part of the handler."""
     names = [_function(frame) for frame in frames]
+    if any(function.endswith("_commit_queued") for function, _ in names):
+        return "group commit: publish batches, await confirms (committer tasks)"
     for index, (function, _) in enumerate(names):
         if function == "handle_callback":
             if index + 1 == len(names):

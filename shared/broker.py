@@ -6,8 +6,13 @@ Delivery semantics, plainly:
   routing with returns raising, so a successful :meth:`Broker.publish` means the
   message is stored by the broker in a queue. Anything else raises
   :class:`PublishFailed`.
+* **Batches**: one AMQP message may carry several messages of one kind, each
+  serialised on its own line (``application/x-ndjson``; JSON never holds a raw
+  newline). The gateway's group commit sends them (one confirm for many callbacks);
+  the consumer settles each line like a message of its own, below. A batch of one
+  is sent as a plain message (``application/json``), as before batches existed.
 * **Consuming** is at-least-once. :class:`AckPolicy` decides what happens to a
-  delivery:
+  delivery (for a batch: to each of its messages):
 
   - the handler returns            → ack;
   - the body is not a valid message → dead-lettered at once, with the reason;
@@ -15,6 +20,12 @@ Delivery semantics, plainly:
   - the handler raises anything else → the message is put back after a backoff
     delay, and dead-lettered with the last error once ``max_attempts`` deliveries
     have failed.
+
+  A batch is acked once every one of its messages is done or parked, and parked
+  messages go to the DLQ *alone* (a plain message each, with its own reason), so an
+  operator sees and replays events, not batches. If one message of a batch must be
+  retried, the whole batch is put back (its other messages are redone: handlers are
+  idempotent), and nothing of it is parked before that last delivery decides.
 
   A consumer that dies mid-message (crash, lost connection) leaves it unacked, so
   the broker redelivers it; handlers must therefore be idempotent.
@@ -24,8 +35,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -59,6 +71,8 @@ MessageT = TypeVar("MessageT", bound=BrokerMessage)
 Handler = Callable[[MessageT], Awaitable[None]]
 
 CONNECT_TIMEOUT_SECONDS = 15
+JSON = "application/json"
+BATCH = "application/x-ndjson"  # a batch: one serialised message per line
 REASON_HEADER = "x-dead-letter-reason"
 ORIGINAL_QUEUE_HEADER = "x-original-queue"
 
@@ -125,13 +139,20 @@ class Broker:
     async def publish(self, message: BrokerMessage, *, exchange: str, routing_key: str,
                       timeout: float = 5.0, headers: dict[str, Any] | None = None) -> None:
         """Publish durably; return only once the broker confirmed it (else PublishFailed)."""
+        await self.publish_body(message.model_dump_json().encode(), kind=message.kind,
+                                correlation_id=message.correlation_id, exchange=exchange,
+                                routing_key=routing_key, timeout=timeout, headers=headers)
+
+    async def publish_body(self, body: bytes, *, kind: str, correlation_id: str, exchange: str,
+                           routing_key: str, content_type: str = JSON, timeout: float = 5.0,
+                           headers: dict[str, Any] | None = None) -> None:
+        """:meth:`publish` of a body serialised already (a message, or a batch of them)."""
         target = self._exchanges.get(exchange)
         if target is None:
             raise PublishFailed(f"unknown exchange {exchange}")
-        body = message.model_dump_json().encode()
         amqp_message = aio_pika.Message(
-            body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            correlation_id=message.correlation_id, type=message.kind, headers=headers or {},
+            body, content_type=content_type, delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            correlation_id=correlation_id, type=kind, headers=headers or {},
             timestamp=datetime.now(UTC),
         )
         try:
@@ -147,6 +168,16 @@ class Broker:
     async def publish_callback(self, event: CallbackEvent, *, timeout: float = 5.0) -> None:
         await self.publish(event, exchange=self.topology.callbacks_exchange,
                            routing_key=CALLBACK_ROUTING_KEY, timeout=timeout)
+
+    async def publish_callbacks(self, events: Sequence[bytes], *, correlation_id: str,
+                                timeout: float = 5.0) -> None:
+        """Publish serialised :class:`CallbackEvent` s as one message, one confirm for all
+        (a batch; a single event goes as a plain message). ``correlation_id``: the batch's."""
+        await self.publish_body(
+            b"\n".join(events), kind=CallbackEvent.kind, correlation_id=correlation_id,
+            content_type=BATCH if len(events) > 1 else JSON,
+            exchange=self.topology.callbacks_exchange, routing_key=CALLBACK_ROUTING_KEY,
+            timeout=timeout)
 
     async def publish_update(self, update: ProjectUpdated, *, timeout: float = 5.0) -> None:
         await self.publish(update, exchange=self.topology.updates_exchange,
@@ -167,6 +198,27 @@ class Broker:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):
                     await self._connection.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Parking:
+    """A message to dead-letter, and why."""
+
+    reason: str
+    correlation_id: str | None = None
+
+
+def _error_text(exc: Exception) -> str:
+    return redact_text(f"{type(exc).__name__}: {exc}")
+
+
+def _correlation_id_of(body: bytes) -> str | None:
+    """The correlation id of a message that did not validate, if it has a readable one."""
+    try:
+        value = json.loads(body).get("correlation_id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 class Consumer(Generic[MessageT]):
@@ -201,54 +253,71 @@ class Consumer(Generic[MessageT]):
         task.add_done_callback(self._in_flight.discard)
 
     async def _settle(self, message: AbstractIncomingMessage) -> None:
-        try:
-            decoded = self.model.model_validate_json(message.body)
-        except ValidationError as exc:
-            reason = f"malformed {self.model.kind}: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}"
-            await self._dead_letter(message, reason)
-            return
         attempt = delivery_attempt(message)
+        if message.content_type == BATCH:
+            bodies = message.body.split(b"\n")
+            outcomes = await asyncio.gather(*(self._handle(body, attempt) for body in bodies))
+        else:
+            bodies, outcomes = [message.body], [await self._handle(message.body, attempt)]
+        failures = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+        if failures and attempt < self.policy.max_attempts:
+            delay = backoff_seconds(attempt)
+            log.warning("message_failed_will_retry", error=_error_text(failures[0]),
+                        failed=len(failures), messages=len(bodies),
+                        retry_in_seconds=round(delay, 3), queue=self.queue.name,
+                        correlation_id=message.correlation_id)
+            await asyncio.sleep(delay)
+            await message.nack(requeue=True)
+            return
+        for body, outcome in zip(bodies, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                outcome = Parking(f"gave up after {attempt} attempts: {_error_text(outcome)}")
+            if outcome is not None:
+                await self._dead_letter(message, body if len(bodies) > 1 else None, outcome)
+        await message.ack()
+
+    async def _handle(self, body: bytes, attempt: int) -> Parking | Exception | None:
+        """One message (of a batch, perhaps): None when done, why to park it, or the error
+        that makes it worth another try."""
+        try:
+            decoded = self.model.model_validate_json(body)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            return Parking(f"malformed {self.model.kind}: {error['msg']} at {error['loc']}")
         with structlog.contextvars.bound_contextvars(
             correlation_id=decoded.correlation_id, queue=self.queue.name, attempt=attempt
         ):
             try:
                 await self.handler(decoded)
             except DeadLetter as exc:
-                await self._dead_letter(message, str(exc))
+                return Parking(str(exc), decoded.correlation_id)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                await self._retry_or_park(message, exc, attempt)
-            else:
-                await message.ack()
+                return exc
+        return None
 
-    async def _retry_or_park(self, message: AbstractIncomingMessage, exc: Exception,
-                             attempt: int) -> None:
-        error = redact_text(f"{type(exc).__name__}: {exc}")
-        if attempt >= self.policy.max_attempts:
-            await self._dead_letter(message, f"gave up after {attempt} attempts: {error}")
-            return
-        delay = backoff_seconds(attempt)
-        log.warning("message_failed_will_retry", error=error, retry_in_seconds=round(delay, 3))
-        await asyncio.sleep(delay)
-        await message.nack(requeue=True)
-
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
-        """Park the message on the queue's DLQ with the reason, then ack the original."""
+    async def _dead_letter(self, message: AbstractIncomingMessage, part: bytes | None,
+                           parking: Parking) -> None:
+        """Park the message — or ``part``, one message of the batch — on the queue's DLQ
+        with the reason (the caller acks the original)."""
         assert self._dead_letter_exchange is not None
-        reason = redact_text(reason)
+        reason = redact_text(parking.reason)
         headers = dict(message.headers or {})
         headers.update({REASON_HEADER: reason, ORIGINAL_QUEUE_HEADER: self.queue.name,
                         "x-dead-lettered-at": datetime.now(UTC).isoformat()})
+        correlation_id = message.correlation_id
+        if part is not None:
+            correlation_id = parking.correlation_id or _correlation_id_of(part)
         parked = aio_pika.Message(
-            message.body, headers=headers, content_type=message.content_type,
-            correlation_id=message.correlation_id, type=message.type,
+            message.body if part is None else part, headers=headers,
+            content_type=message.content_type if part is None else JSON,
+            correlation_id=correlation_id, type=message.type,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
         await self._dead_letter_exchange.publish(parked, self.queue.name, mandatory=True)
-        await message.ack()
         log.error("message_dead_lettered", reason=reason, queue=self.queue.name,
-                  correlation_id=message.correlation_id)
+                  correlation_id=correlation_id)
 
     async def stop(self) -> None:
         """Stop taking messages; give in-flight handlers a grace period, then cancel them."""

@@ -1,9 +1,11 @@
 """Health, readiness and metrics endpoints, for HTTP services and consumers alike.
 
 ``/healthz``: the process is alive. ``/readyz``: its broker and database are
-reachable (503 otherwise). ``/metrics``: Prometheus text format, with the readiness
-of the moment as ``backbone_service_ready{service=…}`` (so "no ready instance of a
-service" is an alert, not only a probe result).
+reachable (503 otherwise). ``/metrics``: Prometheus text format — of every process
+of the service when several share a port (``PROMETHEUS_MULTIPROC_DIR`` set, e.g.
+``GATEWAY_WORKERS``), else of this process — with the readiness of the moment as
+``backbone_service_ready{service=…}`` (so "no ready instance of a service" is an alert,
+not only a probe result).
 HTTP services mount these on their own app; consumers serve them on a small side
 port (``HEALTH_PORT``; 0 disables it).
 """
@@ -11,12 +13,20 @@ port (``HEALTH_PORT``; 0 disables it).
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Gauge,
+    generate_latest,
+    multiprocess,
+)
 from pymongo import AsyncMongoClient
 
 from shared.broker import Broker
@@ -30,7 +40,7 @@ log = structlog.get_logger(__name__)
 SERVICE_READY = Gauge("backbone_service_ready",
                       "1 while the process's broker and database are reachable (its /readyz "
                       "answers 200), else 0; set on every /readyz and /metrics request",
-                      ["service"])
+                      ["service"], multiprocess_mode="liveall")
 
 
 def dependencies_ready(broker: Callable[[], Broker | None],
@@ -53,6 +63,14 @@ async def _healthz(_request: web.Request) -> web.Response:
     return web.Response(text="ok", content_type="text/plain")
 
 
+def _registry() -> CollectorRegistry:
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # sums the workers' files
+    return registry
+
+
 def add_health_routes(app: web.Application, ready: ReadyCheck, *, service: str) -> None:
     ready_gauge = SERVICE_READY.labels(service=service)
 
@@ -68,7 +86,7 @@ def add_health_routes(app: web.Application, ready: ReadyCheck, *, service: str) 
 
     async def metrics(_request: web.Request) -> web.Response:
         await is_ready()
-        response = web.Response(body=generate_latest())
+        response = web.Response(body=generate_latest(_registry()))
         response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
         return response
 

@@ -61,7 +61,9 @@ def configure_logging(settings: Settings, service: str) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        # One write per line (print() writes the newline apart): processes sharing a
+        # stdout (GATEWAY_WORKERS) never interleave within a line.
+        logger_factory=structlog.WriteLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 from uuid import uuid4
 
+import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared.mongo import ContentType
 
 
-def new_correlation_id() -> str:
-    return uuid4().hex
+class _CorrelationIds:
+    """32 hex digits, unique: a random prefix per process (renewed in a forked child) and
+    a counter — a uuid4 per callback was 3 % of the gateway's CPU (bench/gateway.py)."""
+
+    def __init__(self) -> None:
+        self.renew()
+        os.register_at_fork(after_in_child=self.renew)
+
+    def renew(self) -> None:
+        self._prefix = uuid4().hex[:16]
+        self._counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+new_correlation_id = _CorrelationIds()
 
 
 def utc_now() -> datetime:
@@ -49,3 +67,16 @@ class ProjectUpdated(BrokerMessage):
     content_types: tuple[ContentType, ...] = ()
     reason: str = Field(min_length=1)  # e.g. "refresh", "system_post"
     occurred_at: AwareDatetime = Field(default_factory=utc_now)
+
+
+def callback_event_json(*, correlation_id: str, type: str, group_id: int, event_id: str | None,
+                        v: str | None, object_json: bytes, project_id: str,
+                        received_at: datetime, retry_counter: int | None) -> bytes:
+    """A :class:`CallbackEvent` serialised without building the model: the gateway's hot
+    path, whose fields are validated already and whose ``object`` is JSON already.
+    ``CallbackEvent.model_validate_json`` reads it back (tested)."""
+    return orjson.dumps({
+        "correlation_id": correlation_id, "type": type, "group_id": group_id,
+        "event_id": event_id, "v": v, "object": orjson.Fragment(object_json),
+        "project_id": project_id, "received_at": received_at, "retry_counter": retry_counter,
+    })

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     gateway_project_cache_seconds: Annotated[float, Field(ge=0)] = 5.0
     # A community's refused secrets are answered 403 without MongoDB for this long.
     gateway_refusal_cache_seconds: Annotated[float, Field(ge=0)] = 5.0
+    gateway_batch_max_events: Annotated[int, Field(ge=1, le=10_000)] = 128
+    gateway_batch_max_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 1024 * 1024
+    gateway_workers: Annotated[int, Field(ge=1, le=64)] = 1
     notifier_host: str = "0.0.0.0"
     notifier_port: Port = 8081
     notifier_token: SecretStr | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -41,3 +42,15 @@ async def broker_stopped() -> AsyncIterator[None]:
     finally:
         await rabbitmqctl("start_app")
         await rabbitmqctl("await_startup")
+
+
+@asynccontextmanager
+async def queue_policy(queue_name: str, definition: str) -> AsyncIterator[None]:
+    """A policy on exactly one queue (of the test's own prefix) for the block."""
+    name = f"test-{queue_name}"
+    await rabbitmqctl("set_policy", "--apply-to", "queues", "--priority", "100", name,
+                      f"^{re.escape(queue_name)}$", definition)
+    try:
+        yield
+    finally:
+        await rabbitmqctl("clear_policy", name)

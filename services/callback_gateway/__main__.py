@@ -1,4 +1,5 @@
-from services.callback_gateway.app import lifespan
-from shared.service import run_service
+"""callback_gateway: answers VK's Callback API and hands events to RabbitMQ."""
+from services.callback_gateway.workers import main
 
-run_service("callback_gateway", lifespan)
+if __name__ == "__main__":  # workers are spawned interpreters that import this module too
+    main()

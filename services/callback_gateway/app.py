@@ -7,9 +7,11 @@ VK's delivery contract drives every answer:
   community holds             → 403, nothing published (:mod:`.addressing`).
 * unknown community           → 200 ``ok`` and dropped (VK would retry forever).
 * any other event             → published with confirms, one event per project the
-                                secret addresses, *then* 200 ``ok``.
+                                secret addresses, *then* 200 ``ok`` (events arriving
+                                together share a confirm: :mod:`.group_commit`).
 * broker down / no confirm    → 503 (+ ``Retry-After`` on the first try, see
-                                :mod:`.retry_after`): VK retries, nothing is lost.
+                                :mod:`.retry_after`) to every event of the batch:
+                                VK retries, nothing is lost.
 * malformed body              → 400; over the size limit → 413. Never a 500.
 """
 
@@ -28,7 +30,8 @@ from pymongo.errors import PyMongoError
 
 from services.callback_gateway import metrics
 from services.callback_gateway.addressing import confirmation_answer
-from services.callback_gateway.parsing import CONFIRMATION, BadCallback, parse_callback
+from services.callback_gateway.group_commit import GroupCommit
+from services.callback_gateway.parsing import CONFIRMATION, BadCallback, Callback, parse_callback
 from services.callback_gateway.projects import (
     KEY_CHANGES,
     STREAM_DOWN_FORGET_SECONDS,
@@ -39,7 +42,7 @@ from services.callback_gateway.retry_after import retry_after_header
 from shared.broker import Broker, PublishFailed
 from shared.change_wakeup import ChangeWakeup
 from shared.health import add_health_routes, dependencies_ready
-from shared.messages import CallbackEvent, new_correlation_id
+from shared.messages import callback_event_json, new_correlation_id
 from shared.mongo import PROJECTS, Document, connect, ensure_indexes
 from shared.openapi import add_openapi_route
 from shared.service import LISTEN_BACKLOG
@@ -51,6 +54,7 @@ log = structlog.get_logger(__name__)
 SETTINGS = web.AppKey("settings", Settings)
 BROKER = web.AppKey("broker", Broker)
 DIRECTORY = web.AppKey("directory", ProjectDirectory)
+COMMITS = web.AppKey("commits", GroupCommit)
 MONGO = web.AppKey("mongo", AsyncMongoClient[Document])
 
 def plain(text: str, status: int = 200, **headers: str) -> web.Response:
@@ -83,12 +87,11 @@ async def handle_callback(request: web.Request) -> web.Response:
     retry_header = request.headers.get("X-Retry-Counter", "")
     retry_counter = int(retry_header) if retry_header.isdigit() else None
     correlation_id = new_correlation_id()
-    bound = log.bind(correlation_id=correlation_id, group_id=callback.group_id,
-                     event_type=callback.type, event_id=callback.event_id)
     try:
         lookup = await request.app[DIRECTORY].lookup(callback.group_id, callback.secret)
     except PyMongoError as exc:
-        bound.warning("project_lookup_failed", error=type(exc).__name__)
+        log.warning("project_lookup_failed", error=type(exc).__name__,
+                    **_context(correlation_id, callback))
         metrics.count(callback.type, "unavailable")
         return plain("temporarily unavailable", 503, **retry_after_header(retry_counter))
 
@@ -98,44 +101,53 @@ async def handle_callback(request: web.Request) -> web.Response:
             metrics.count(callback.type, "unknown_group")
             return plain("unknown community", 404)
         if answer.disagreeing:
-            bound.warning("confirmation_codes_disagree", project_ids=list(answer.disagreeing))
+            log.warning("confirmation_codes_disagree", project_ids=list(answer.disagreeing),
+                        **_context(correlation_id, callback))
         metrics.count(callback.type, "confirmed")
         return plain(answer.code)
 
     if not lookup.projects:
-        bound.info("callback_dropped_unknown_group")
+        log.info("callback_dropped_unknown_group", **_context(correlation_id, callback))
         metrics.count(callback.type, "unknown_group")
         return plain("ok")
     if not lookup.addressed:
         # Logged only when MongoDB confirmed it: a flood answered from the cache is
         # counted (per community), not written line by line.
         if lookup.read_now:
-            bound.warning("callback_bad_secret", secret_present=callback.secret is not None)
+            log.warning("callback_bad_secret", secret_present=callback.secret is not None,
+                        **_context(correlation_id, callback))
         metrics.count(callback.type, "bad_secret")
         metrics.count_bad_secret(callback.group_id, checked=lookup.read_now)
         return plain("bad secret", 403)
 
     # One event per project the request is for; each is deduplicated per project.
-    events = [CallbackEvent(
+    events = [callback_event_json(
         correlation_id=correlation_id, type=callback.type, group_id=callback.group_id,
-        event_id=callback.event_id, v=callback.v, object=callback.object,
+        event_id=callback.event_id, v=callback.v, object_json=callback.object_json,
         project_id=project.project_id, received_at=datetime.now(UTC),
         retry_counter=retry_counter,
     ) for project in lookup.addressed]
     project_ids = [project.project_id for project in lookup.addressed]
     try:
-        await asyncio.gather(*(request.app[BROKER].publish_callback(
-            event, timeout=settings.gateway_publish_timeout_seconds) for event in events))
+        await request.app[COMMITS].commit(correlation_id, *events)
     except PublishFailed as exc:
-        bound.warning("callback_not_stored", project_ids=project_ids, error=str(exc))
+        log.warning("callback_not_stored", project_ids=project_ids, error=str(exc),
+                    **_context(correlation_id, callback))
         metrics.count(callback.type, "unavailable")
         return plain("temporarily unavailable", 503, **retry_after_header(retry_counter))
     # DEBUG, not INFO: one line per callback was 8-27 % of the gateway's CPU (bench/gateway.py);
     # the refresher's ``refresh_requested`` carries the same correlation and event ids.
-    bound.debug("callback_accepted", project_ids=project_ids, retry_counter=retry_counter)
+    log.debug("callback_accepted", project_ids=project_ids, retry_counter=retry_counter,
+              **_context(correlation_id, callback))
     metrics.count(callback.type, "accepted")
     metrics.ACK_SECONDS.observe(time.perf_counter() - started)
     return plain("ok")
+
+
+def _context(correlation_id: str, callback: Callback) -> dict[str, object]:
+    """What every log line about a callback carries (built only for a line written)."""
+    return {"correlation_id": correlation_id, "group_id": callback.group_id,
+            "event_type": callback.type, "event_id": callback.event_id}
 
 
 def init_app(settings: Settings) -> web.Application:
@@ -167,7 +179,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                                poll_seconds=STREAM_DOWN_FORGET_SECONDS,
                                retry_seconds=STREAM_RETRY_SECONDS, pipeline=KEY_CHANGES)
     watcher = asyncio.create_task(key_changes.run(), name="gateway project changes")
+
+    async def publish(events: list[bytes], correlation_id: str) -> None:
+        await broker.publish_callbacks(events, correlation_id=correlation_id,
+                                       timeout=settings.gateway_publish_timeout_seconds)
+
+    commits = GroupCommit(publish, max_events=settings.gateway_batch_max_events,
+                          max_bytes=settings.gateway_batch_max_bytes)
+    app[COMMITS] = commits
     yield
+    await commits.close()
     watcher.cancel()
     await asyncio.gather(watcher, return_exceptions=True)
     await broker.close()
@@ -178,8 +199,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 async def lifespan(settings: Settings) -> AsyncIterator[None]:
     runner = web.AppRunner(init_app(settings), access_log=None, handle_signals=False)
     await runner.setup()
+    # Several workers (GATEWAY_WORKERS, workers.py) listen on the same port.
     site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port,
-                       backlog=LISTEN_BACKLOG)
+                       backlog=LISTEN_BACKLOG, reuse_port=settings.gateway_workers > 1)
     await site.start()
     log.info("listening", host=settings.gateway_host, port=settings.gateway_port)
     try:

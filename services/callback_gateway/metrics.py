@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from prometheus_client import Counter, Histogram
 
 # Event types are labels only when known, so a sender cannot blow up cardinality.
@@ -25,14 +27,23 @@ ACK_SECONDS = Histogram(
     "gateway_callback_ack_seconds", "Time from request to answer for accepted events",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+BATCH_EVENTS = Histogram(
+    "gateway_batch_events", "Events per published batch (one broker confirm each)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
 
 
 def type_label(event_type: str | None) -> str:
     return event_type if event_type in KNOWN_TYPES else "other"
 
 
+@cache  # bounded: known types × outcomes
+def _counter(label: str, outcome: str) -> Counter:
+    return CALLBACKS.labels(type=label, outcome=outcome)
+
+
 def count(event_type: str | None, outcome: str) -> None:
-    CALLBACKS.labels(type=type_label(event_type), outcome=outcome).inc()
+    _counter(type_label(event_type), outcome).inc()
 
 
 def count_bad_secret(group_id: int, *, checked: bool) -> None:

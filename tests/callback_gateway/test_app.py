@@ -15,12 +15,13 @@ from structlog.testing import capture_logs
 from services.callback_gateway import metrics
 from services.callback_gateway.app import init_app
 from services.callback_gateway.projects import RECHECKS_PER_WINDOW
-from shared.broker import Broker
+from shared.broker import BATCH, Broker
 from shared.messages import CallbackEvent
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.callback_gateway.test_projects import mongo_queries
 from tests.factories import insert_project
+from tests.rabbit import queue_policy
 from tests.waiting import eventually
 
 Client = TestClient[web.Request, web.Application]
@@ -34,15 +35,21 @@ async def gateway(settings: Settings, db: AsyncDatabase[Document], broker: Broke
         yield client
 
 
-async def queued(broker: Broker) -> list[CallbackEvent]:
-    """Every event waiting in the refresher's queue (taken off it)."""
+async def queued_messages(broker: Broker) -> list[list[CallbackEvent]]:
+    """Every message waiting in the refresher's queue (taken off it), as its events."""
     channel = await broker.connection.channel()
     queue = await channel.get_queue(broker.topology.refresher_queue.name, ensure=False)
-    events = []
+    messages = []
     while (message := await queue.get(fail=False, no_ack=True)) is not None:
-        events.append(CallbackEvent.model_validate_json(message.body))
+        lines = message.body.split(b"\n") if message.content_type == BATCH else [message.body]
+        messages.append([CallbackEvent.model_validate_json(line) for line in lines])
     await channel.close()
-    return events
+    return messages
+
+
+async def queued(broker: Broker) -> list[CallbackEvent]:
+    """Every event waiting in the refresher's queue (taken off it)."""
+    return [event for message in await queued_messages(broker) for event in message]
 
 
 def event(group_id: int, **fields: object) -> dict[str, object]:
@@ -260,3 +267,58 @@ class TestForgedFlood:
         assert await queued(broker) == []
         response = await gateway.post("/api/callback", json=event(25, secret="real-secret"))
         assert (response.status, await response.text()) == (200, "ok")
+
+
+async def post_together(client: Client, bodies: list[dict[str, object]]) -> list[tuple[int, str, str]]:
+    """POST the callbacks at once; (status, text, Retry-After) of each."""
+    async def one(body: dict[str, object]) -> tuple[int, str, str]:
+        response = await client.post("/api/callback", json=body)
+        return response.status, await response.text(), response.headers.get("Retry-After", "")
+    return list(await asyncio.gather(*(one(body) for body in bodies)))
+
+
+class TestGroupCommit:
+    async def test_concurrent_callbacks_share_messages_and_each_is_stored_once(
+            self, gateway: Client, db: AsyncDatabase[Document], broker: Broker) -> None:
+        """Callbacks arriving together are acked 'ok' after sharing confirms: the queue holds
+        fewer messages than events, and every event exactly once."""
+        await insert_project(db, group_id=17, secret="s")
+        bodies = [event(17, secret="s", event_id=f"e{n}") for n in range(60)]
+        answers = await post_together(gateway, bodies)
+        assert answers == [(200, "ok", "")] * 60
+        messages = await queued_messages(broker)
+        assert len(messages) < 60
+        events = [stored for message in messages for stored in message]
+        assert sorted(stored.event_id or "" for stored in events) == sorted(f"e{n}" for n in range(60))
+        assert len({stored.correlation_id for stored in events}) == 60
+
+    async def test_a_refused_batch_answers_503_to_every_request_in_it(
+            self, gateway: Client, db: AsyncDatabase[Document], broker: Broker) -> None:
+        """The broker refuses (nacks) the publish — a full queue that rejects publishes: every
+        request gets 503 with Retry-After, none 'ok', nothing of them stored."""
+        await insert_project(db, group_id=18)
+        queue = broker.topology.refresher_queue.name
+        async with queue_policy(queue, '{"max-length": 0, "overflow": "reject-publish"}'):
+            answers = await eventually_refused(gateway, [event(18, event_id=f"r{n}") for n in range(30)])
+        assert answers == [(503, "temporarily unavailable", "5")] * 30
+        assert {stored.event_id for stored in await queued(broker)} <= {"probe"}
+
+
+    async def test_no_confirm_in_time_answers_503_to_every_request(
+            self, settings: Settings, db: AsyncDatabase[Document], broker: Broker) -> None:
+        """A confirm later than GATEWAY_PUBLISH_TIMEOUT_SECONDS fails the whole batch: 503 for all."""
+        await insert_project(db, group_id=19)
+        hasty = settings.model_copy(update={"gateway_publish_timeout_seconds": 1e-6})
+        async with TestClient(TestServer(init_app(hasty))) as client:
+            answers = await post_together(client, [event(19, event_id=f"t{n}") for n in range(30)])
+        assert answers == [(503, "temporarily unavailable", "5")] * 30
+
+
+async def eventually_refused(client: Client, bodies: list[dict[str, object]]
+                             ) -> list[tuple[int, str, str]]:
+    """POST together once the broker applies the new policy (it takes effect asynchronously)."""
+    async def probe() -> bool:
+        response = await client.post("/api/callback", json={**bodies[0], "event_id": "probe"})
+        return response.status == 503
+    await eventually(probe, what="the reject-publish policy in effect")
+    return await post_together(client, bodies)

@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 import aio_pika
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.broker import ORIGINAL_QUEUE_HEADER, REASON_HEADER, Broker
+from shared.broker import (
+    BATCH,
+    ORIGINAL_QUEUE_HEADER,
+    REASON_HEADER,
+    AckPolicy,
+    Broker,
+    DeadLetter,
+)
 from shared.messages import CallbackEvent
 from shared.mongo import PROCESSED_EVENTS, ContentType, Document
 from shared.settings import Settings
@@ -183,3 +190,64 @@ class TestDlqDrop:
         result = await ops("dlq", "drop")
         assert result.code == 2
         assert "one of the arguments --all --correlation-id is required" in result.err
+
+
+async def taken_from_refresher_queue(broker: Broker) -> aio_pika.abc.AbstractIncomingMessage:
+    channel = await broker.connection.channel()
+    queue = await channel.get_queue(broker.topology.refresher_queue.name, ensure=False)
+    message = await eventually(lambda: queue.get(no_ack=True, fail=False),
+                               what="a message in the refresher queue")
+    await channel.close()
+    return message
+
+
+class TestDlqBatches:
+    async def test_event_parked_from_a_batch_is_listed_and_replayed_alone(
+            self, ops: Ops, broker: Broker) -> None:
+        """The consumer parks one event of a gateway batch: list shows that event (its
+        correlation id and body), replay sends just it back, as a plain message."""
+        good, refused = event(post_id=1), event(post_id=2)
+
+        async def handle(message: CallbackEvent) -> None:
+            if message.correlation_id == refused.correlation_id:
+                raise DeadLetter("project has no token")
+
+        consumer = await broker.consume(broker.topology.refresher_queue, CallbackEvent, handle,
+                                        AckPolicy(max_attempts=1, prefetch=4))
+        await broker.publish_callbacks([good.model_dump_json().encode(),
+                                        refused.model_dump_json().encode()],
+                                       correlation_id=good.correlation_id)
+        [row] = rows(await refresher_dlq(ops, 1))
+        await consumer.stop()
+        assert row.split()[2] == refused.correlation_id
+        assert "project has no token" in row and '{"type":"wall_post_new"' in row
+
+        replay = await ops("dlq", "replay", "--correlation-id", refused.correlation_id)
+        assert replay.code == 0, replay.err
+        back = await taken_from_refresher_queue(broker)
+        assert back.content_type == "application/json"
+        assert CallbackEvent.model_validate_json(back.body) == refused
+        await refresher_dlq(ops, 0)
+
+    async def test_batch_parked_by_the_broker_is_listed_and_replayed_whole(
+            self, ops: Ops, broker: Broker) -> None:
+        """A batch the broker dead-lettered itself (rejected) shows as ``batch of 2`` and is
+        replayed as that batch."""
+        events = [event(post_id=1), event(post_id=2)]
+        await broker.publish_callbacks([item.model_dump_json().encode() for item in events],
+                                       correlation_id=events[0].correlation_id)
+        channel = await broker.connection.channel()
+        queue = await channel.get_queue(broker.topology.refresher_queue.name, ensure=False)
+        message = await eventually(lambda: queue.get(no_ack=False, fail=False),
+                                   what="the batch in the refresher queue")
+        await message.reject(requeue=False)
+        await channel.close()
+        [row] = rows(await refresher_dlq(ops, 1))
+        assert row.split()[2] == events[0].correlation_id
+        assert "batch of 2:" in row
+
+        replay = await ops("dlq", "replay", "--all")
+        assert replay.code == 0, replay.err
+        back = await taken_from_refresher_queue(broker)
+        assert back.content_type == BATCH
+        assert [CallbackEvent.model_validate_json(line) for line in back.body.split(b"\n")] == events

@@ -8,7 +8,7 @@ import aio_pika
 import pytest
 
 from shared.broker import REASON_HEADER, AckPolicy, Broker, DeadLetter, PublishFailed
-from shared.messages import ProjectUpdated
+from shared.messages import CallbackEvent, ProjectUpdated
 from tests.rabbit import close_connections
 from tests.waiting import eventually
 
@@ -151,3 +151,107 @@ class TestRobustConnection:
         got = await asyncio.wait_for(received.get(), 20)
         assert got.project_id == "after"
         assert got.occurred_at <= datetime.now(UTC)
+
+
+def callback(event_id: str) -> CallbackEvent:
+    return CallbackEvent(type="wall_post_new", group_id=1, event_id=event_id, project_id="p",
+                         received_at=datetime.now(UTC), correlation_id=f"c-{event_id}")
+
+
+def serialised(*events: CallbackEvent) -> list[bytes]:
+    return [event.model_dump_json().encode() for event in events]
+
+
+async def dead_letters(broker: Broker, queue_name: str, count: int, timeout: float = 30
+                       ) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    """The next ``count`` parked messages, then proof that no more follow at once."""
+    parked = [await next_dead_letter(broker, queue_name, timeout) for _ in range(count)]
+    channel = await broker.connection.channel()
+    queue = await channel.get_queue(queue_name, ensure=False)
+    assert await queue.get(fail=False) is None
+    await channel.close()
+    return parked
+
+
+class TestBatches:
+    async def test_batch_is_handled_event_by_event_and_acked(self, broker: Broker) -> None:
+        """A batch of three serialised events reaches the handler as three events."""
+        received: asyncio.Queue[CallbackEvent] = asyncio.Queue()
+
+        async def handle(message: CallbackEvent) -> None:
+            await received.put(message)
+
+        events = [callback(f"e{n}") for n in range(3)]
+        await broker.publish_callbacks(serialised(*events), correlation_id="batch")
+        consumer = await broker.consume(broker.topology.refresher_queue, CallbackEvent, handle, FAST)
+        got = [await asyncio.wait_for(received.get(), 10) for _ in events]
+        assert sorted(got, key=lambda event: event.event_id or "") == events
+        await consumer.stop()
+        channel = await broker.connection.channel()
+        queue = await channel.declare_queue(broker.topology.refresher_queue.name, passive=True)
+        assert queue.declaration_result.message_count == 0
+
+    async def test_single_event_message_of_before_batches_is_consumed(self, broker: Broker) -> None:
+        """A plain JSON message as gateways sent before batches (rolling upgrade) is one event."""
+        received: asyncio.Queue[CallbackEvent] = asyncio.Queue()
+
+        async def handle(message: CallbackEvent) -> None:
+            await received.put(message)
+
+        channel = await broker.connection.channel()
+        exchange = await channel.get_exchange(broker.topology.callbacks_exchange)
+        sent = callback("old")
+        await exchange.publish(aio_pika.Message(sent.model_dump_json().encode(),
+                                                content_type="application/json",
+                                                type="callback_event"), "callback")
+        await broker.consume(broker.topology.refresher_queue, CallbackEvent, handle, FAST)
+        assert await asyncio.wait_for(received.get(), 10) == sent
+        await channel.close()
+
+    async def test_poisoned_events_are_parked_alone_and_the_others_proceed(
+            self, broker: Broker) -> None:
+        """A malformed line and an event the handler refuses each go to the DLQ alone, as a
+        plain message with its own reason and correlation id; the rest are handled."""
+        handled: list[str | None] = []
+
+        async def handle(message: CallbackEvent) -> None:
+            if message.event_id == "refused":
+                raise DeadLetter("project has no token")
+            handled.append(message.event_id)
+
+        malformed = b'{"correlation_id": "c-bad", "type": "wall_post_new"}'
+        good, refused = callback("good"), callback("refused")
+        await broker.publish_callbacks([serialised(good)[0], malformed, *serialised(refused)],
+                                       correlation_id="batch")
+        await broker.consume(broker.topology.refresher_queue, CallbackEvent, handle, FAST)
+        parked = await dead_letters(broker, broker.topology.refresher_queue.dead_letter_queue, 2)
+        by_id = {message.correlation_id: message for message in parked}
+        assert set(by_id) == {"c-bad", "c-refused"}
+        assert by_id["c-bad"].body == malformed
+        assert "malformed callback_event: Field required" in str(
+            (by_id["c-bad"].headers or {})[REASON_HEADER])
+        assert CallbackEvent.model_validate_json(by_id["c-refused"].body) == refused
+        assert (by_id["c-refused"].headers or {})[REASON_HEADER] == "project has no token"
+        assert {message.content_type for message in parked} == {"application/json"}
+        assert handled == ["good"]
+
+    async def test_a_retry_redelivers_the_batch_and_only_the_failing_event_is_parked(
+            self, broker: Broker) -> None:
+        """One event keeps failing: the whole batch comes back (the others are redone —
+        handlers are idempotent), nothing is parked before the last attempt, and then
+        exactly the failing event and the malformed line are parked, once each."""
+        attempts: dict[str | None, int] = {}
+
+        async def handle(message: CallbackEvent) -> None:
+            attempts[message.event_id] = attempts.get(message.event_id, 0) + 1
+            if message.event_id == "flaky":
+                raise ConnectionError("database unavailable")
+
+        await broker.publish_callbacks([*serialised(callback("fine"), callback("flaky")), b"{"],
+                                       correlation_id="batch")
+        await broker.consume(broker.topology.refresher_queue, CallbackEvent, handle, FAST)
+        parked = await dead_letters(broker, broker.topology.refresher_queue.dead_letter_queue, 2)
+        reasons = sorted(str((message.headers or {})[REASON_HEADER]) for message in parked)
+        assert reasons[0] == "gave up after 3 attempts: ConnectionError: database unavailable"
+        assert reasons[1].startswith("malformed callback_event: Invalid JSON")
+        assert attempts == {"fine": 3, "flaky": 3}

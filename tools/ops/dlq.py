@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from pydantic import ValidationError
 
-from shared.broker import PublishFailed
+from shared.broker import JSON, PublishFailed
 from tools.ops import table
 from tools.ops.arguments import identifier, positive_int
 from tools.ops.context import OpsContext
@@ -135,17 +135,21 @@ async def replay_messages(ctx: OpsContext, args: argparse.Namespace) -> int:
                 matched += 1
                 label = f"{parked.correlation_id or '(no correlation id)'} from {dlq.name}"
                 try:
-                    message = source.model.model_validate_json(parked.message.body)
+                    for event in parked.events:  # a batch the broker parked whole: each one
+                        source.model.model_validate_json(event)
                 except ValidationError as exc:
                     failed += 1
                     ctx.warn(f"not replayed {label}: not a valid {source.model.kind} "
                              f"({exc.errors()[0]['msg']}); drop it instead")
                     continue
                 try:
-                    await broker.publish(message, exchange=source.queue.exchange,
-                                         routing_key=source.queue.routing_key, headers={
-                                             REPLAYED_AT_HEADER: datetime.now(UTC).isoformat(),
-                                             REPLAY_COUNT_HEADER: parked.replays + 1})
+                    await broker.publish_body(
+                        parked.message.body, kind=source.model.kind,
+                        correlation_id=parked.correlation_id or "",
+                        content_type=parked.message.content_type or JSON,
+                        exchange=source.queue.exchange, routing_key=source.queue.routing_key,
+                        headers={REPLAYED_AT_HEADER: datetime.now(UTC).isoformat(),
+                                 REPLAY_COUNT_HEADER: parked.replays + 1})
                 except PublishFailed as exc:
                     failed += 1
                     ctx.warn(f"not replayed {label}: {exc}")

@@ -6,6 +6,10 @@ Two ways into a DLQ, both described here:
   ``x-dead-letter-reason``, ``x-original-queue`` and ``x-dead-lettered-at``;
 * the broker does (a quorum queue's delivery limit): its ``x-death`` header says which
   queue, why (``delivery_limit``, ``rejected``, …) and when.
+
+The consumer parks the events of a gateway batch one by one, so a parked message is
+one event — except a whole batch the broker parked itself: its events are listed
+together (``batch of N``) and replayed together.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from shared.broker import ORIGINAL_QUEUE_HEADER, REASON_HEADER
+from shared.broker import BATCH, ORIGINAL_QUEUE_HEADER, REASON_HEADER
 from shared.logging import redact_text
 from shared.topology import ConsumingQueue
 
@@ -85,14 +89,23 @@ class Parked:
                             or queue.name),
             dead_lettered_at=(_moment(headers.get(DEAD_LETTERED_AT_HEADER))
                               or _moment(death.get("time")) or _moment(message.timestamp)),
-            correlation_id=message.correlation_id or _body_correlation_id(message.body),
+            correlation_id=(message.correlation_id
+                            or _body_correlation_id(message.body.split(b"\n")[0])),
             replays=replays if isinstance(replays, int) else 0,
         )
 
+    @property
+    def events(self) -> list[bytes]:
+        """The serialised messages it holds: one, or a batch's."""
+        if self.message.content_type == BATCH:
+            return self.message.body.split(b"\n")
+        return [self.message.body]
+
     def preview(self, width: int) -> str:
         """The start of the body on one line (a JSON object without the correlation id,
-        shown apart), tokens masked."""
-        text = self.message.body.decode(errors="replace")
+        shown apart; a batch as ``batch of N:`` and its first event), tokens masked."""
+        events = self.events
+        text = events[0].decode(errors="replace")
         try:
             decoded = json.loads(text)
         except ValueError:
@@ -101,4 +114,6 @@ class Parked:
             decoded.pop("correlation_id", None)
             text = json.dumps(decoded, ensure_ascii=False, separators=(",", ":"))
         text = " ".join(redact_text(text).split())
+        if len(events) > 1:
+            text = f"batch of {len(events)}: {text}"
         return text if len(text) <= width else text[:width - 1] + "…"
