@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pymongo.asynchronous.database import AsyncDatabase
+from structlog.contextvars import merge_contextvars
+from structlog.testing import capture_logs
 
 from shared.mongo import PROJECT_UPDATES, PROJECTS, ContentType, Document
 from shared.settings import Settings
@@ -61,32 +63,50 @@ class TestReconciliation:
     async def test_a_pass_over_unchanged_walls_announces_nothing(
         self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document]
     ) -> None:
-        """Once the caches equal VK, passes refresh them (``refresh_status.at`` moves on)
-        but add nothing to the update log: the frontend's blue dot stays off."""
+        """Once the caches equal VK, a pass refreshes all three (``refresh_status.at`` moves
+        on) but puts nothing in the update log: the frontend's blue dot stays off. The
+        log is in announcement order, so once a later change is in it, anything the
+        unchanged pass announced would be too."""
         settings = reconciling(vk_settings)
-        async with callback_path(settings, notifiers=1):
-            community = await connected_community(db, vk_sandbox, settings)
-            await vk_sandbox.control.create_post(community.group_id, "Already there")
+        with capture_logs(processors=[merge_contextvars]) as logs:
+            async with callback_path(settings, notifiers=1):
+                community = await connected_community(db, vk_sandbox, settings)
+                await vk_sandbox.control.create_post(community.group_id, "Already there")
 
-            async def all_refreshed() -> dict[str, datetime] | None:
-                at = await refreshed_at(db, community.project_id)
-                return at if len(at) == len(ContentType) else None
+                def unchanged_passes() -> set[str]:
+                    """Correlation ids of reconciliation rounds that changed nothing."""
+                    changed: dict[str, bool] = {}
+                    for entry in logs:
+                        if (entry["event"] == "refresh_done" and entry["reconcile"]
+                                and entry["project_id"] == community.project_id):
+                            cid = entry["correlation_id"]
+                            changed[cid] = changed.get(cid, False) or entry["changed"]
+                    return {cid for cid, any_change in changed.items() if not any_change}
 
-            first = await eventually(all_refreshed, timeout=2 * INTERVAL + 5,
-                                     what="every cache refreshed once")
-            await asyncio.sleep(0.5)  # the first refreshes' announcements reach the log
-            logged = await db[PROJECT_UPDATES].count_documents({"project_id": community.project_id})
-            assert logged >= 1
+                def quiet_content_types() -> bool:
+                    """Every cache has had a reconciliation round that changed nothing."""
+                    quiet = unchanged_passes()
+                    return {entry["content_type"] for entry in logs
+                            if entry["event"] == "refresh_done"
+                            and entry.get("correlation_id") in quiet} == {
+                                content.value for content in ContentType}
 
-            async def passed_twice() -> bool:
-                later = await refreshed_at(db, community.project_id)
-                return all(later[content] > first[content] for content in first)
+                await eventually(lambda: asyncio.sleep(0, quiet_content_types()),
+                                 timeout=3 * INTERVAL + 5, what="unchanged passes over all")
+                quiet = unchanged_passes()
+                marker_at = datetime.now(UTC)
+                await vk_sandbox.control.create_post(community.group_id, "A change")
 
-            await eventually(passed_twice, timeout=3 * INTERVAL + 5,
-                             what="another pass over every cache")
-            await asyncio.sleep(0.5)
-            assert await db[PROJECT_UPDATES].count_documents(
-                {"project_id": community.project_id}) == logged
+                async def marker_logged() -> Document | None:
+                    return await db[PROJECT_UPDATES].find_one(
+                        {"project_id": community.project_id, "occurred_at": {"$gt": marker_at}})
+
+                await eventually(marker_logged, what="the change's announcement in the log")
+                logged = {entry["correlation_id"] async for entry in db[PROJECT_UPDATES].find(
+                    {"project_id": community.project_id})}
+        assert logged and not logged & quiet
+        assert not [entry for entry in logs if entry["event"] == "project_update_announced"
+                    and entry["correlation_id"] in quiet]
 
     async def test_200_projects_reconcile_through_execute_without_error_6(
         self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document]
