@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import aiohttp
 from pymongo import AsyncMongoClient
@@ -780,6 +780,26 @@ def callback_body(project: BenchProject, index: int, event_type: str = "wall_pos
     if project.secret is not None:
         body["secret"] = project.secret
     return body
+
+
+class FixedSpacing(TypedDict):
+    REFRESHER_ROUND_SPACING_SECONDS: str
+    REFRESHER_ROUND_SPACING_PER_EVENT_SECONDS: str
+    REFRESHER_ROUND_SPACING_MAX_SECONDS: str
+
+
+def fixed_spacing(seconds: float) -> FixedSpacing:
+    """The refresher's environment for rounds a fixed ``seconds`` apart, however busy a key."""
+    return FixedSpacing(REFRESHER_ROUND_SPACING_SECONDS=str(seconds),
+                        REFRESHER_ROUND_SPACING_PER_EVENT_SECONDS="0",
+                        REFRESHER_ROUND_SPACING_MAX_SECONDS=str(seconds))
+
+
+def round_spacing(settings: Settings) -> dict[str, float]:
+    """The refresher's round spacing settings, for a result's details."""
+    return {"base_seconds": settings.refresher_round_spacing_seconds,
+            "per_event_seconds": settings.refresher_round_spacing_per_event_seconds,
+            "max_seconds": settings.refresher_round_spacing_max_seconds}
 
 
 # --- statistics -------------------------------------------------------------------------

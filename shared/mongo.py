@@ -64,7 +64,11 @@ def _post_cache_indexes() -> tuple[IndexModel, ...]:
 def collection_specs(updates_retention_seconds: float) -> tuple[CollectionSpec, ...]:
     """Every collection the services use and its indexes."""
     return (
-        CollectionSpec(PROJECTS, (IndexModel([("vk_group_id", ASCENDING)], name="vk_group_id"),)),
+        CollectionSpec(PROJECTS, (
+            IndexModel([("vk_group_id", ASCENDING)], name="vk_group_id"),
+            # The refreshers' reconciliation takes the projects due, oldest first.
+            IndexModel([("reconcile_at", ASCENDING)], name="reconcile_at"),
+        )),
         CollectionSpec(GLOBAL_VARIABLES, (
             IndexModel([("project_id", ASCENDING), ("name", ASCENDING)], name="project_name"),
         )),

@@ -62,7 +62,14 @@ class Settings(BaseSettings):
     updates_retention_seconds: PositiveSeconds = 24 * 3600
     refresher_published_limit: Annotated[int, Field(ge=1, le=1000)] = 100
     refresher_lease_seconds: PositiveSeconds = 30.0
-    refresher_min_round_interval_seconds: Annotated[float, Field(ge=0)] = 0.5
+    # Spacing of a key's refresh rounds (services/refresher/spacing.py): base + per event/s.
+    refresher_round_spacing_seconds: Annotated[float, Field(ge=0)] = 0.3
+    refresher_round_spacing_per_event_seconds: Annotated[float, Field(ge=0)] = 0.012
+    refresher_round_spacing_max_seconds: Annotated[float, Field(ge=0)] = 2.0
+    # Every cache is refreshed at least this often, even without a callback.
+    reconcile_interval_seconds: Annotated[float, Field(ge=1)] = 900.0
+    # A token VK rejected for good is tried again at most this often (until it changes).
+    vk_token_probe_seconds: Annotated[float, Field(ge=1)] = 60.0
     refresher_prefetch: Annotated[int, Field(ge=2, le=1000)] = 64
     tracker_interval_seconds: PositiveSeconds = 50.0
     tracker_verify_timeout_seconds: PositiveSeconds = 300.0

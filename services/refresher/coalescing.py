@@ -14,15 +14,18 @@ lease expiry and retry times, so replicas' clocks need not agree):
    (``target = requested``); afterwards ``completed = target``, and the lease is
    released only if no ticket arrived meanwhile — otherwise another round runs.
    So any number of events during a refresh cost one more refresh, and none is
-   left unrefreshed. Rounds of a key start at least ``min_round_interval`` apart
-   (``round_started_at``, by MongoDB's clock), also across lease releases and
-   replicas, so a long burst costs one refresh per interval, not one per event
-   or per batch of events; an event on a quiet key is refreshed at once.
+   left unrefreshed. Rounds of a key are spaced (:mod:`services.refresher.spacing`:
+   a quiet key at once, a busy one further apart the more events it gets), by
+   ``round_started_at`` and ``round_spacing`` on the document (MongoDB's clock),
+   also across lease releases and replicas, so a long burst costs a few refreshes,
+   not one per event or per batch of events. A ticket written while this process's
+   holder is finishing is taken at once: the finished drain starts another.
 3. Each round takes a new **fence** (``fence += 1``) that guards its snapshot
    write (:mod:`services.refresher.snapshot`): later rounds, by anyone, win.
 4. A refresh that fails transiently leaves the work pending with ``retry_at``
    (backoff); the **sweeper** of every replica picks up pending keys whose lease
-   is free or expired (its holder died) and whose ``retry_at`` has passed.
+   is free or expired (its holder died) and whose ``retry_at`` has passed. It logs
+   every failure it survives (``refresh_sweep_failed``).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.refresher.batching import Batcher
+from services.refresher.spacing import RoundSpacing
 from shared.mongo import ContentType, Document
 from shared.retry import backoff_seconds
 
@@ -88,15 +92,16 @@ class Round:
     target: int  # tickets issued when the round started; all covered by it
     covered: int  # how many tickets this round covers
     correlation_id: str | None  # of the latest event it covers, for the logs
+    reconcile: bool = False  # only reconciliation asked for it: no one waits for it
 
 
 def first_round_delay(last_round_started: datetime | None, now: datetime,
-                      min_round_interval: float) -> float:
+                      spacing: float) -> float:
     """Seconds to wait before a new holder's first round, so rounds stay spaced."""
     if last_round_started is None:
         return 0.0
     since = (now - last_round_started).total_seconds()
-    return min(min_round_interval, max(0.0, min_round_interval - since))
+    return min(spacing, max(0.0, spacing - since))
 
 
 class LeaseLost(Exception):
@@ -105,33 +110,43 @@ class LeaseLost(Exception):
 
 class RefreshCoordinator:
     def __init__(self, states: AsyncCollection[Document], refresh: Refresh, *, owner: str,
-                 lease_seconds: float, min_round_interval: float = 0.5,
+                 lease_seconds: float, spacing: RoundSpacing | None = None,
                  sweep_interval: float = 1.0) -> None:
         self._states = states
         self._refresh = refresh
         self._owner = owner
         self._lease_ms = int(lease_seconds * 1000)
-        self._min_round_interval = min_round_interval
+        self._spacing = spacing or RoundSpacing()
         self._sweep_interval = sweep_interval
         self._draining: dict[RefreshKey, asyncio.Task[None]] = {}
-        self._tickets: Batcher[RefreshKey, str | None, int] = Batcher(self._take_tickets)
+        # Keys kicked while their drain here was already running (maybe finishing).
+        self._kicked_again: set[RefreshKey] = set()
+        self._closing = False
+        self._tickets: Batcher[RefreshKey, tuple[str | None, bool], int] = Batcher(
+            self._take_tickets)
         self.rounds = 0
         self.coalesced = 0
 
-    async def request(self, key: RefreshKey, correlation_id: str | None = None) -> int:
+    async def request(self, key: RefreshKey, correlation_id: str | None = None, *,
+                      reconcile: bool = False) -> int:
         """Record that ``key`` needs a refresh (durably) and start draining it; the ticket.
 
         Requests for one key that arrive while its ticket write is in flight share the
         next write (``$inc: n``); each returns once the write covering it has returned.
+        ``reconcile``: asked by reconciliation, not by an event (the round may batch
+        its VK read with others').
         """
-        return await self._tickets.submit(key, correlation_id)
+        return await self._tickets.submit(key, (correlation_id, reconcile))
 
-    async def _take_tickets(self, key: RefreshKey, correlation_ids: list[str | None]) -> list[int]:
+    async def _take_tickets(self, key: RefreshKey,
+                            requests: list[tuple[str | None, bool]]) -> list[int]:
         """One write for ``n`` requests of ``key``; their tickets are the last ``n`` numbers."""
-        count = len(correlation_ids)
+        count = len(requests)
         state = await self._states.find_one_and_update(
             {"_id": key.id},
-            {"$inc": {"requested": count}, "$set": {"correlation_id": correlation_ids[-1]},
+            {"$inc": {"requested": count},
+             "$set": {"correlation_id": requests[-1][0],
+                      "reconcile": all(reconcile for _, reconcile in requests)},
              "$setOnInsert": {"project_id": key.project_id, "content_type": key.content.value,
                               "completed": 0, "fence": 0, "retry_at": None, **_FREE}},
             upsert=True, return_document=ReturnDocument.AFTER)
@@ -146,11 +161,26 @@ class RefreshCoordinator:
         return self._tickets.writes
 
     def kick(self, key: RefreshKey) -> None:
-        """Drain ``key`` in the background unless this process is already doing so."""
-        if key not in self._draining:
-            task = asyncio.create_task(self._drain(key))
-            self._draining[key] = task
-            task.add_done_callback(lambda _: self._draining.pop(key, None))
+        """Drain ``key`` in the background unless this process is already doing so.
+
+        If it is, the running drain may be past its last look at the tickets (releasing
+        the lease): so it is drained once more when it ends, and a ticket written just
+        then is taken at once instead of waiting for the sweeper.
+        """
+        if self._closing:
+            return
+        if key in self._draining:
+            self._kicked_again.add(key)
+            return
+        task = asyncio.create_task(self._drain(key))
+        self._draining[key] = task
+        task.add_done_callback(lambda _: self._drained(key))
+
+    def _drained(self, key: RefreshKey) -> None:
+        del self._draining[key]
+        if key in self._kicked_again:
+            self._kicked_again.discard(key)
+            self.kick(key)
 
     async def completed(self, key: RefreshKey) -> int:
         state = await self._states.find_one({"_id": key.id}, projection={"completed": 1})
@@ -159,20 +189,29 @@ class RefreshCoordinator:
     async def sweep_forever(self) -> None:
         """Pick up pending work nobody is draining (its holder died, or a retry is due)."""
         while True:
-            with contextlib.suppress(Exception):
+            try:
                 await self.sweep_once()
+            except Exception as exc:  # MongoDB away, say: try again next time, visibly
+                log.warning("refresh_sweep_failed", error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(self._sweep_interval)
 
     async def sweep_once(self) -> int:
         found = 0
         async for state in self._states.find(
                 _CLAIMABLE, projection={"project_id": 1, "content_type": 1}):
-            self.kick(RefreshKey(state["project_id"], ContentType(state["content_type"])))
+            try:
+                key = RefreshKey(str(state["project_id"]), ContentType(state["content_type"]))
+            except (KeyError, ValueError) as exc:  # not ours to fix; the others go on
+                log.warning("refresh_state_unusable", state_id=str(state["_id"]),
+                            error=f"{type(exc).__name__}: {exc}")
+                continue
+            self.kick(key)
             found += 1
         return found
 
     async def close(self) -> None:
         """Stop draining; leases are released, pending work stays for others."""
+        self._closing = True
         tasks = list(self._draining.values())
         for task in tasks:
             task.cancel()
@@ -199,8 +238,8 @@ class RefreshCoordinator:
         if state is None:
             return None
         now = state["lease_until"] - timedelta(milliseconds=self._lease_ms)  # MongoDB's $$NOW
-        return Lease(key, token, first_round_delay(state.get("round_started_at"), now,
-                                                   self._min_round_interval))
+        spacing = float(state.get("round_spacing", self._spacing.base))
+        return Lease(key, token, first_round_delay(state.get("round_started_at"), now, spacing))
 
     async def _run_rounds(self, lease: Lease) -> None:
         heartbeat = asyncio.create_task(self._keep_alive(lease))
@@ -209,8 +248,8 @@ class RefreshCoordinator:
             while True:
                 # Not too often: events meanwhile are covered by this round.
                 await asyncio.sleep(delay)
-                current = await self._start_round(lease)
-                # After the stamp is written, so the next stamp is an interval after it.
+                current, spacing = await self._start_round(lease)
+                # After the stamp is written, so the next stamp is the spacing after it.
                 started = time.monotonic()
                 try:
                     await self._refresh(lease.key, current)
@@ -221,10 +260,10 @@ class RefreshCoordinator:
                     raise
                 self.rounds += 1
                 self.coalesced += max(0, current.covered - 1)
-                if await self._finish_round(lease, current.target):
+                if await self._finish_round(lease, current.target, spacing):
                     return
                 # More events came during the round: refresh again.
-                delay = max(0.0, started + self._min_round_interval - time.monotonic())
+                delay = max(0.0, started + spacing - time.monotonic())
         except BaseException:
             with contextlib.suppress(Exception):
                 await self._states.update_one(lease.held, {"$set": _FREE})
@@ -234,21 +273,29 @@ class RefreshCoordinator:
             with contextlib.suppress(asyncio.CancelledError, LeaseLost):
                 await heartbeat
 
-    async def _start_round(self, lease: Lease) -> Round:
-        before = await self._states.find_one_and_update(
-            lease.held, [{"$set": {"fence": {"$add": ["$fence", 1]}, "round_started_at": "$$NOW"}}],
+    async def _start_round(self, lease: Lease) -> tuple[Round, float]:
+        """Stamp and fence a new round; the round, and the spacing before the next one."""
+        state = await self._states.find_one_and_update(
+            lease.held, [{"$set": {"fence": {"$add": ["$fence", 1]},
+                                   "previous_round_started_at": "$round_started_at",
+                                   "round_started_at": "$$NOW"}}],
             return_document=ReturnDocument.AFTER)
-        if before is None:
+        if state is None:
             raise LeaseLost(lease.key.id)
-        target = int(before["requested"])
-        return Round(fence=int(before["fence"]), target=target,
-                     covered=target - int(before["completed"]),
-                     correlation_id=before.get("correlation_id"))
+        target = int(state["requested"])
+        covered = target - int(state["completed"])
+        previous = state.get("previous_round_started_at")
+        since = None if previous is None else (
+            state["round_started_at"] - previous).total_seconds()
+        return Round(fence=int(state["fence"]), target=target, covered=covered,
+                     correlation_id=state.get("correlation_id"),
+                     reconcile=bool(state.get("reconcile"))), self._spacing.after(covered, since)
 
-    async def _finish_round(self, lease: Lease, target: int) -> bool:
+    async def _finish_round(self, lease: Lease, target: int, spacing: float) -> bool:
         """Mark ``target`` completed; release the lease (True) unless new tickets came."""
         state = await self._states.find_one_and_update(
-            lease.held, {"$max": {"completed": target}, "$set": {"retry_at": None, "failures": 0}},
+            lease.held, {"$max": {"completed": target},
+                         "$set": {"retry_at": None, "failures": 0, "round_spacing": spacing}},
             return_document=ReturnDocument.AFTER)
         if state is None:
             raise LeaseLost(lease.key.id)

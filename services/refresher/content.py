@@ -13,6 +13,14 @@ SCHEDULE_EVENTS = frozenset({
 })
 
 
+def may_be_published_suggestion(post: Mapping[str, Any]) -> bool:
+    """A published post someone other than the community wrote (``from_id``), or signed by
+    a person (``signer_id``): what a suggestion looks like once an admin publishes it."""
+    owner_id, from_id = post.get("owner_id"), post.get("from_id")
+    return bool(post.get("signer_id")) or (
+        isinstance(owner_id, int) and isinstance(from_id, int) and from_id != owner_id)
+
+
 def content_types_for(event_type: str, event_object: Mapping[str, Any] | None
                       ) -> frozenset[ContentType]:
     """The content types to refresh for one event; empty for events that cause no work."""
@@ -23,6 +31,10 @@ def content_types_for(event_type: str, event_object: Mapping[str, Any] | None
         if post.get("postponed_id"):
             # A scheduled post went live: it left the schedule and joined the wall.
             return frozenset({ContentType.PUBLISHED, ContentType.SCHEDULED})
+        if may_be_published_suggestion(post):
+            # VK sends no event of its own when a suggestion is published: it left the
+            # suggestions and joined the wall (the others are healed by reconciliation).
+            return frozenset({ContentType.PUBLISHED, ContentType.SUGGESTED})
         return frozenset({ContentType.PUBLISHED})
     if event_type == "wall_repost":
         return frozenset({ContentType.PUBLISHED})

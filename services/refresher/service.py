@@ -10,10 +10,12 @@ from contextlib import asynccontextmanager
 
 from services.refresher.coalescing import RefreshCoordinator
 from services.refresher.handler import Refresher, RefreshHandler
+from services.refresher.reconcile import Reconciler
+from services.refresher.spacing import RoundSpacing
 from shared.broker import AckPolicy, Broker
 from shared.health import dependencies_ready, health_server
 from shared.messages import CallbackEvent
-from shared.mongo import REFRESH_STATE, connect, ensure_indexes
+from shared.mongo import PROJECTS, REFRESH_STATE, connect, ensure_indexes
 from shared.settings import Settings
 from shared.topology import Topology
 from shared.vk import VkClient
@@ -27,12 +29,19 @@ async def lifespan(settings: Settings) -> AsyncIterator[None]:
     broker = Broker(str(settings.amqp_url), Topology(settings.amqp_prefix), client_name="refresher")
     await broker.connect()
     async with VkClient.from_settings(settings) as vk:
+        refresher = Refresher(client, db, vk, broker, settings.refresher_published_limit,
+                              token_probe_seconds=settings.vk_token_probe_seconds)
         coordinator = RefreshCoordinator(
-            db[REFRESH_STATE], Refresher(client, db, vk, broker, settings.refresher_published_limit),
-            owner=f"{socket.gethostname()}:{os.getpid()}",
+            db[REFRESH_STATE], refresher, owner=f"{socket.gethostname()}:{os.getpid()}",
             lease_seconds=settings.refresher_lease_seconds,
-            min_round_interval=settings.refresher_min_round_interval_seconds)
+            spacing=RoundSpacing(settings.refresher_round_spacing_seconds,
+                                 settings.refresher_round_spacing_per_event_seconds,
+                                 settings.refresher_round_spacing_max_seconds))
+        reconciler = Reconciler(db[PROJECTS], coordinator,
+                                interval=settings.reconcile_interval_seconds,
+                                tick=min(1.0, settings.reconcile_interval_seconds / 10))
         sweeper = asyncio.create_task(coordinator.sweep_forever())
+        reconciling = asyncio.create_task(reconciler.run_forever())
         try:
             await broker.consume(broker.topology.refresher_queue, CallbackEvent,
                                  RefreshHandler(db, coordinator),
@@ -44,6 +53,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[None]:
         finally:
             await broker.close()
             sweeper.cancel()
-            await asyncio.gather(sweeper, return_exceptions=True)
+            reconciling.cancel()
+            await asyncio.gather(sweeper, reconciling, return_exceptions=True)
             await coordinator.close()
             await client.close()

@@ -63,12 +63,13 @@ class StaleSnapshot(Exception):
 
 async def replace_snapshot(db: AsyncDatabase[Document], session: AsyncClientSession,
                            project_id: str, content: ContentType, posts: Sequence[WallPost],
-                           fence: int, fetched_at: datetime) -> None:
-    """Make the cached set equal to ``posts`` in one transaction, guarded by ``fence``."""
+                           fence: int, fetched_at: datetime) -> bool:
+    """Make the cached set equal to ``posts`` in one transaction, guarded by ``fence``;
+    whether any cached post was written or deleted."""
     key = f"{project_id}:{content.value}"
     wanted = {post.id: cache_document(project_id, post, fetched_at) for post in posts}
 
-    async def write(session: AsyncClientSession) -> None:
+    async def write(session: AsyncClientSession) -> bool:
         fences = db[REFRESH_FENCES]
         try:
             guarded = await fences.update_one(
@@ -91,5 +92,6 @@ async def replace_snapshot(db: AsyncDatabase[Document], session: AsyncClientSess
             writes.append(DeleteMany({"project_id": project_id, "vk_post_id": {"$in": vanished}}))
         if writes:
             await cache.bulk_write(writes, ordered=False, session=session)
+        return bool(writes)
 
-    await session.with_transaction(write)
+    return await session.with_transaction(write)

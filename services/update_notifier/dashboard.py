@@ -451,7 +451,10 @@ async def index(request: web.Request) -> web.FileResponse:
 # --- projects ---------------------------------------------------------------------------------
 
 # Inclusion projection: nothing else of a project (tokens, secrets, codes) is ever read.
-PROJECT_FIELDS = {"name": True, "vk_group_id": True, "refresh_status": True}
+PROJECT_FIELDS = {"name": True, "vk_group_id": True, "refresh_status": True,
+                  "reconciled_at": True, "vk_token_rest.code": True,
+                  "vk_token_rest.error": True, "vk_token_rest.since": True,
+                  "vk_token_rest.probe_at": True}
 
 
 async def list_projects(request: web.Request) -> web.Response:
@@ -508,6 +511,8 @@ async def summarize_projects(db: AsyncDatabase[Document], update_log: UpdateLog,
                 "posts": posts.get(project_id, []),
             },
             "refreshStatus": _refresh_status(project.get("refresh_status")),
+            "lastReconciledAt": iso(_as_datetime(project.get("reconciled_at"))),
+            "tokenRest": _token_rest(project.get("vk_token_rest")),
             "lastUpdate": last,
         })
     return summaries
@@ -579,6 +584,15 @@ async def _last_updates(update_log: UpdateLog, ids: list[Any]) -> dict[Any, dict
             async for group in cursor}
 
 
+def _token_rest(value: Any) -> dict[str, Any] | None:
+    """The project's VK token resting after VK refused it (no fingerprint: never read)."""
+    if not isinstance(value, dict):
+        return None
+    return {"code": _int_or_none(value.get("code")), "error": _safe_error(value.get("error")),
+            "since": iso(_as_datetime(value.get("since"))),
+            "probeAt": iso(_as_datetime(value.get("probe_at")))}
+
+
 def _refresh_status(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         return {}
@@ -588,7 +602,8 @@ def _refresh_status(value: Any) -> dict[str, Any]:
         if isinstance(status, dict):
             result[content.value] = {"ok": bool(status.get("ok")),
                                      "error": _safe_error(status.get("error")),
-                                     "at": iso(_as_datetime(status.get("at")))}
+                                     "at": iso(_as_datetime(status.get("at"))),
+                                     "tokenResting": bool(status.get("token_resting"))}
     return result
 
 

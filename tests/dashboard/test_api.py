@@ -110,6 +110,34 @@ class TestProjects:
         assert (await client.get("/api/dashboard/projects/nope")).status == 404
 
 
+    async def test_last_reconciled_and_a_resting_token_are_shown_without_its_fingerprint(
+        self, start_app: Callable[..., Awaitable[Client]], db: AsyncDatabase[Document]
+    ) -> None:
+        """The refresher's ``reconciled_at`` and ``vk_token_rest`` reach the page; the
+        token's fingerprint is never read."""
+        at = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
+        project_id = await seed(db)
+        fresh_id = await insert_project(db, group_id=78)
+        await db["projects"].update_one({"_id": project_id}, {"$set": {
+            "reconciled_at": at,
+            "vk_token_rest": {"fingerprint": "f1ngerprint", "code": 5, "error": "VK error 5",
+                              "since": at, "probe_at": at + timedelta(minutes=1)},
+            "refresh_status.published": {"ok": False, "error": "VK error 5", "at": at,
+                                         "token_resting": True}}})
+        client = await start_app()
+        answer = await (await client.get("/api/dashboard/projects")).json()
+        projects = {project["id"]: project for project in answer["projects"]}
+        project = projects[project_id]
+        assert project["lastReconciledAt"] == "2026-12-01T10:00:00.000Z"
+        assert project["tokenRest"] == {"code": 5, "error": "VK error 5",
+                                        "since": "2026-12-01T10:00:00.000Z",
+                                        "probeAt": "2026-12-01T10:01:00.000Z"}
+        assert project["refreshStatus"]["published"]["tokenResting"] is True
+        assert "f1ngerprint" not in await (await client.get("/api/dashboard/projects")).text()
+        assert (projects[fresh_id]["lastReconciledAt"], projects[fresh_id]["tokenRest"]) == (
+            None, None)
+
+
 class TestTimeline:
     async def test_refresh_entry_steps_and_after(
         self, start_app: Callable[..., Awaitable[Client]], db: AsyncDatabase[Document]

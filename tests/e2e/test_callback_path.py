@@ -142,10 +142,10 @@ class TestBurst:
             per_community = Counter(c["params"]["owner_id"] for c in calls)  # type: ignore[index]
             assert [c for c in calls if c["error_code"] is not None] == []
             assert len(per_community) == 10
-            # Coalescing: one refresh per min_round_interval while events keep coming, plus
-            # the first and the last round — instead of one per callback (101 each).
+            # Coalescing: rounds at least the base spacing apart (further while the key
+            # is busy), plus the first and the last — instead of one per callback (101 each).
             burst_seconds = delivered_at - t0
-            bound = burst_seconds / settings.refresher_min_round_interval_seconds + 3
+            bound = burst_seconds / settings.refresher_round_spacing_seconds + 3
             assert max(per_community.values()) <= bound, (per_community, burst_seconds)
             assert sum(per_community.values()) <= 0.3 * len(events)
 

@@ -4,10 +4,13 @@ import asyncio
 import itertools
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import OperationFailure
+from structlog.testing import capture_logs
 
 from services.refresher.coalescing import (
     RefreshCoordinator,
@@ -15,7 +18,10 @@ from services.refresher.coalescing import (
     Round,
     first_round_delay,
 )
-from shared.mongo import REFRESH_STATE, ContentType, Document
+from services.refresher.spacing import RoundSpacing
+from shared.mongo import REFRESH_STATE, ContentType, Document, connect
+from shared.settings import Settings
+from tests.background import in_background
 from tests.waiting import eventually
 
 KEY = RefreshKey("p", ContentType.PUBLISHED)
@@ -62,10 +68,14 @@ async def make(db: AsyncDatabase[Document]) -> AsyncIterator[Factory]:
     made: list[RefreshCoordinator] = []
 
     def factory(refresh: RecordingRefresh, owner: str = "a", lease: float = 5,
-                interval: float = 0.0) -> RefreshCoordinator:
-        coordinator = RefreshCoordinator(db[REFRESH_STATE], refresh, owner=owner,
-                                         lease_seconds=lease, min_round_interval=interval,
-                                         sweep_interval=0.05)
+                interval: float = 0.0, spacing: RoundSpacing | None = None,
+                coordinator_class: type[RefreshCoordinator] = RefreshCoordinator,
+                ) -> RefreshCoordinator:
+        # ``interval``: a fixed spacing, as with no stretch for busy keys.
+        coordinator = coordinator_class(
+            db[REFRESH_STATE], refresh, owner=owner, lease_seconds=lease,
+            spacing=spacing or RoundSpacing(base=interval, per_event=0.0, maximum=interval),
+            sweep_interval=0.05)
         made.append(coordinator)
         return coordinator
 
@@ -112,8 +122,8 @@ class TestRefreshCoordinator:
         await settled(first, ticket)
         assert refresh.runs == 2
 
-    async def test_min_round_interval_spaces_rounds(self, make: Factory) -> None:
-        """With a minimum interval, a steady stream of events costs one round per interval."""
+    async def test_fixed_spacing_spaces_rounds(self, make: Factory) -> None:
+        """With a fixed spacing, a steady stream of events costs one round per spacing."""
         refresh = RecordingRefresh(duration=0.01)
         coordinator = make(refresh, interval=0.3)
         ticket = 0
@@ -188,6 +198,104 @@ class TestRefreshCoordinator:
         state = await db[REFRESH_STATE].find_one({"_id": KEY.id})
         assert state is not None and state["failures"] == 0
         assert refresh.runs == 1
+
+
+    async def test_a_ticket_written_while_the_holder_finishes_is_taken_at_once(
+            self, make: Factory) -> None:
+        """A ticket stored right after the holder let the lease go, while its drain is still
+        ending in this process, is refreshed without a sweeper (none runs here)."""
+        late: list[int] = []
+
+        class RaceAtRelease(RefreshCoordinator):
+            async def _finish_round(self, lease: Any, target: int, spacing: float) -> bool:
+                released = await super()._finish_round(lease, target, spacing)
+                if released and not late:
+                    late.append(await self.request(KEY))  # the drain has not ended yet
+                return released
+
+        refresh = RecordingRefresh(duration=0.01)
+        coordinator = make(refresh, coordinator_class=RaceAtRelease)
+        await settled(coordinator, await coordinator.request(KEY))
+        await eventually(lambda: asyncio.sleep(0, late), what="the late ticket taken")
+        await settled(coordinator, late[0])
+        assert refresh.runs == 2
+
+    async def test_the_sweeper_logs_every_failure_it_survives(self, settings: Settings) -> None:
+        """MongoDB unusable for the sweeper: each failed sweep is logged, and it keeps going."""
+        closed: AsyncMongoClient[Document] = connect(settings, "tests")
+        await closed.close()
+        coordinator = RefreshCoordinator(closed[settings.mongo_db][REFRESH_STATE],
+                                         RecordingRefresh(),
+                                         owner="a", lease_seconds=5, sweep_interval=0.01)
+        with capture_logs() as logs:
+            async with in_background(coordinator.sweep_forever()) as sweeper:
+                await eventually(lambda: asyncio.sleep(0, sum(
+                    entry["event"] == "refresh_sweep_failed" for entry in logs) >= 3),
+                    what="three failed sweeps logged")
+                assert not sweeper.done()
+        failure = next(entry for entry in logs if entry["event"] == "refresh_sweep_failed")
+        assert failure["log_level"] == "warning" and "InvalidOperation" in failure["error"]
+
+    async def test_an_unusable_state_document_does_not_stop_the_sweep(
+            self, make: Factory, db: AsyncDatabase[Document]) -> None:
+        """Pending work of an unknown content type is logged and skipped; the rest is swept."""
+        for state_id, content in (("x:videos", "videos"), (KEY.id, KEY.content.value)):
+            await db[REFRESH_STATE].insert_one({
+                "_id": state_id, "project_id": "x", "content_type": content, "requested": 1,
+                "completed": 0, "fence": 0, "retry_at": None, "lease_owner": None})
+        refresh = RecordingRefresh()
+        coordinator = make(refresh)
+        with capture_logs() as logs:
+            assert await coordinator.sweep_once() == 1
+        assert [entry["state_id"] for entry in logs
+                if entry["event"] == "refresh_state_unusable"] == ["x:videos"]
+
+    async def test_a_busy_key_stretches_its_spacing_and_a_quiet_one_is_immediate(
+            self, make: Factory, db: AsyncDatabase[Document]) -> None:
+        """100 events/s for 1.5 s: rounds stretch to the maximum (0.6 s) and cost far fewer
+        than one per base spacing (0.1 s); then, after a quiet spell, an event's round starts
+        at once, and the stored spacing is back near the base."""
+        refresh = RecordingRefresh(duration=0.01)
+        coordinator = make(refresh, spacing=RoundSpacing(base=0.1, per_event=0.01, maximum=0.6))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        ticket = 0
+        while loop.time() - started < 1.5:
+            ticket = await coordinator.request(KEY)
+            await asyncio.sleep(0.01)
+        await settled(coordinator, ticket)
+        busy_runs = refresh.runs
+        assert 2 <= busy_runs <= 6, refresh.started  # one per 0.1 s would be 15
+        gaps = [later - earlier for earlier, later in itertools.pairwise(refresh.started)]
+        assert max(gaps) >= 0.5, gaps
+        await asyncio.sleep(0.7)  # quiet: longer than any spacing
+        requested_at = loop.time()
+        await settled(coordinator, await coordinator.request(KEY))
+        assert refresh.started[-1] - requested_at < 0.1
+        state = await db[REFRESH_STATE].find_one({"_id": KEY.id})
+        assert state is not None and 0.1 <= state["round_spacing"] < 0.2  # ~1 event in 0.7 s
+
+
+class TestRoundSpacing:
+    SPACING = RoundSpacing(base=0.3, per_event=0.012, maximum=2.0)
+
+    @pytest.mark.parametrize(("covered", "since", "expected"), [
+        (1, None, 0.3),  # a key's first round: no rate yet
+        (1, 600.0, 0.30002),  # quiet for 10 minutes: 1/600 event/s
+        (0, 0.5, 0.3),  # nothing covered (a retry)
+        (10, 0.5, 0.54),  # 20 events/s: the freshness benchmark's key
+        (25, 0.5, 0.9),  # 50 events/s: the burst benchmark's key
+        (50, 0.1, 2.0),  # faster than the base spacing: measured over the base, capped
+        (1000, 1.0, 2.0),  # a flood: the maximum
+    ])
+    def test_spacing_grows_with_the_rate_of_events(self, covered: int, since: float | None,
+                                                   expected: float) -> None:
+        """base + per_event × (tickets covered / seconds since the previous round), capped."""
+        assert self.SPACING.after(covered, since) == pytest.approx(expected)
+
+    def test_no_stretch_is_a_fixed_spacing(self) -> None:
+        """per_event 0: the old fixed minimum interval."""
+        assert RoundSpacing(0.5, 0.0, 0.5).after(500, 0.5) == 0.5
 
 
 class TestTicketBatching:

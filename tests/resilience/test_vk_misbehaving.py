@@ -75,7 +75,8 @@ class TestVkMisbehavingForTheRefresher:
         outage of 5 s (long: 30 s) make the refresh retry with backoff (calls bounded),
         show "(will retry)" on the project, and land once VK recovers. A permanent error
         (5) costs one call, is recorded on the project (``refresh_status.published``:
-        ok false, VK's error) and not retried; the next event clears it."""
+        ok false, VK's error) and not retried: the token rests, the next event calls VK
+        not at all, and a new token stored for the project is used at once."""
         outage = mode.pick(5.0, 30.0)
         stack = stack_settings(vk_settings, vk_max_attempts=MAX_ATTEMPTS, vk_timeout_seconds=TIMEOUT)
         gateway, refresher = await services.start_many(("callback_gateway", stack),
@@ -146,11 +147,27 @@ class TestVkMisbehavingForTheRefresher:
 
         await eventually(done, timeout=10, what="the failed refresh's round completed")
         assert await wall_gets(vk_sandbox) == 1
-        post = await control.create_post(community.group_id, "after the token is fine again")
+        # The token rests: the next event's refresh records the same error, calls nobody.
+        resting = await control.create_post(community.group_id, "while the token rests")
+        requested = (await db[REFRESH_STATE].find_one({"_id": key}) or {})["requested"]
+
+        async def next_round_done() -> bool:
+            state = await db[REFRESH_STATE].find_one({"_id": key})
+            return state is not None and state["completed"] == state["requested"] > requested
+
+        await eventually(next_round_done, timeout=15, what="the resting token's round")
+        assert await wall_gets(vk_sandbox) == 1
+        assert not await refreshed(resting["id"])
+        # An operator stores a new token: it is used at once.
+        admin = await control.create_user(admin_of=[community.group_id])
+        await db[PROJECTS].update_one({"_id": community.project_id},
+                                      {"$set": {"vk_user_token": admin.token}})
+        post = await control.create_post(community.group_id, "after the token is replaced")
         await eventually(partial(refreshed, post["id"]), timeout=15, what="the next refresh")
         status = await published_status(db, community.project_id)
         assert status["ok"] is True and status["error"] is None
-        episodes["permanent (error 5)"] = {"wall_get_calls": 1, "retried": False}
+        episodes["permanent (error 5)"] = {"wall_get_calls": 1, "retried": False,
+                                           "calls_while_resting": 0}
 
         assert await cache_mismatches(db, vk_sandbox, [community], stack) == []
         assert left_behind(await queue_depths(stack), "refresher") == {}

@@ -247,7 +247,7 @@
     }
     renderStatusCounts(item.querySelector(".status-counts"), data.systemPosts.counts);
     renderSystemPosts(item, name, data.systemPosts);
-    renderRefreshStatus(item.querySelector(".refresh-status"), data.refreshStatus || {});
+    renderRefreshStatus(item.querySelector(".refresh-status"), data.refreshStatus || {}, data);
     const sandbox = item.querySelector(".sandbox");
     sandbox.hidden = !state.sandbox;
     item.querySelector('[data-action="scheduled-post"]')
@@ -310,12 +310,24 @@
     body.replaceChildren(...rows);
   }
 
-  function renderRefreshStatus(list, statuses) {
+  function renderRefreshStatus(list, statuses, data) {
     const items = Object.entries(statuses).map(([content, status]) => element("li", {}, [
       element("span", { className: status.ok ? "ok" : "failed", text: status.ok ? "✓ " : "✗ " }),
       document.createTextNode(`${content}: ${status.ok ? "ok" : status.error || "failed"} at ${clock(status.at)}`),
     ]));
     if (!items.length) items.push(element("li", { text: "No refresh yet." }));
+    const rest = data.tokenRest;
+    if (rest) {
+      items.push(element("li", { className: "token-rest", attrs: { "data-token-rest": "" } }, [
+        element("span", { className: "failed", text: "⏸ " }),
+        document.createTextNode(`VK token refused (error ${rest.code ?? "?"}) since ${clock(rest.since)}: ` +
+          `VK calls paused, next probe at ${clock(rest.probeAt)} or when the token changes`),
+      ]));
+    }
+    items.push(element("li", {
+      className: "reconciled", attrs: { "data-reconciled": data.lastReconciledAt || "" },
+      text: data.lastReconciledAt ? `Last reconciled at ${clock(data.lastReconciledAt)}` : "Not reconciled yet",
+    }));
     list.replaceChildren(...items);
   }
 
