@@ -56,13 +56,13 @@ class Settings(BaseSettings):
     notifier_token: SecretStr | None = None
     updates_retention_seconds: PositiveSeconds = 24 * 3600
     refresher_published_limit: Annotated[int, Field(ge=1, le=1000)] = 100
-    refresher_lease_seconds: PositiveSeconds = 30.0
+    refresher_lease_seconds: PositiveSeconds = 10.0
     refresher_min_round_interval_seconds: Annotated[float, Field(ge=0)] = 0.5
     refresher_prefetch: Annotated[int, Field(ge=2, le=1000)] = 64
     tracker_interval_seconds: PositiveSeconds = 50.0
     tracker_verify_timeout_seconds: PositiveSeconds = 300.0
     tracker_max_parallel_projects: Annotated[int, Field(ge=1, le=10_000)] = 128
-    tracker_lease_seconds: Annotated[float, Field(ge=3)] = 30.0
+    tracker_lease_seconds: Annotated[float, Field(ge=3)] = 10.0
     health_host: str = "0.0.0.0"
     health_port: Annotated[int, Field(ge=0, le=65535)] = 0
     log_level: LogLevel = LogLevel.INFO
