@@ -93,9 +93,25 @@ def collection_specs(updates_retention_seconds: float) -> tuple[CollectionSpec, 
 
 
 def connect(settings: Settings) -> AsyncMongoClient[Document]:
-    """A client whose datetimes come back timezone-aware UTC."""
+    """A client whose datetimes come back timezone-aware UTC and that rides through a
+    replica-set failover (``MONGO_URL`` lists the members and names ``replicaSet``).
+
+    * Every write is acknowledged by a majority of the members (``w=majority``, also
+      over a ``w`` in the URL): what we acknowledge — a refresh ticket before the broker
+      ack, a claim, a status change, an update-log entry — must survive the primary's
+      loss; a write acknowledged by the old primary alone is rolled back by the new one.
+    * Retryable writes and reads: an operation cut by a step-down or a lost primary is
+      retried once on the new one (our writes are idempotent or fenced anyway).
+    * Server selection waits up to 5 s for a primary, then raises; callers retry (the
+      tracker's cycle, the refresher's sweeper, broker redelivery), so a failover of
+      ~10 s costs a few failed attempts, not a stuck loop.
+    * Transactions go through ``with_transaction`` (retries on the
+      ``TransientTransactionError`` / ``UnknownTransactionCommitResult`` labels) and
+      change streams resume from their tokens by themselves (the driver, once per error).
+    """
     return AsyncMongoClient(str(settings.mongo_url), tz_aware=True,
-                            serverSelectionTimeoutMS=5000, appname="vk-planner")
+                            serverSelectionTimeoutMS=5000, appname="vk-planner",
+                            w="majority", retryWrites=True, retryReads=True)
 
 
 async def ensure_indexes(db: AsyncDatabase[Document], updates_retention_seconds: float) -> None:

@@ -10,11 +10,15 @@ import sys
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AmqpDsn, Field, HttpUrl, MongoDsn, SecretStr, ValidationError
+from pydantic import Field, HttpUrl, MongoDsn, SecretStr, UrlConstraints, ValidationError
+from pydantic_core import MultiHostUrl
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
+# One RabbitMQ node, or several of a cluster: amqp://user:pass@host1:5672,host2:5672/vhost
+AmqpNodesDsn = Annotated[MultiHostUrl, UrlConstraints(allowed_schemes=["amqp", "amqps"],
+                                                       host_required=True)]
 
 
 class LogFormat(StrEnum):
@@ -36,7 +40,7 @@ class Settings(BaseSettings):
 
     mongo_url: MongoDsn = MongoDsn("mongodb://127.0.0.1:27017/?replicaSet=rs0")
     mongo_db: str = Field(default="planner", min_length=1, pattern=r"^[^/\\. \"$]+$")
-    amqp_url: AmqpDsn = AmqpDsn("amqp://guest:guest@127.0.0.1:5672/")
+    amqp_url: AmqpNodesDsn = MultiHostUrl("amqp://guest:guest@127.0.0.1:5672/")
     # Prefix of every exchange and queue name, so several deployments (or test
     # runs) can share one broker without seeing each other's messages.
     amqp_prefix: str = Field(default="planner", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
