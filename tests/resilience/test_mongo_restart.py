@@ -9,21 +9,17 @@ it touches nobody else.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.mongo import Document, connect, ensure_indexes
 from shared.settings import Settings
 from tests.conftest import RunningSandbox
 from tests.resilience.clients import (
@@ -38,6 +34,7 @@ from tests.resilience.load import SystemPostFeed, WallActivity
 from tests.resilience.stack import (
     attempt_statuses,
     connect_communities,
+    database,
     left_behind,
     notifier_url,
     queue_depths,
@@ -80,17 +77,6 @@ def private_mongod() -> Iterator[PrivateMongod]:
             yield mongod
         finally:
             stop_mongod(mongod.process)
-
-
-@contextlib.asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[AsyncDatabase[Document]]:
-    client: AsyncMongoClient[Document] = connect(settings)
-    try:
-        db = client[settings.mongo_db]
-        await ensure_indexes(db, settings.updates_retention_seconds)
-        yield db
-    finally:
-        await client.close()
 
 
 @pytest.mark.timeout(300)
