@@ -105,13 +105,19 @@ def connect(settings: Settings) -> AsyncMongoClient[Document]:
     * Server selection waits up to 5 s for a primary, then raises; callers retry (the
       tracker's cycle, the refresher's sweeper, broker redelivery), so a failover of
       ~10 s costs a few failed attempts, not a stuck loop.
+    * No operation waits forever on a dead connection: a socket read gives up after
+      10 s (``socketTimeoutMS``; none of our operations takes that long, change streams
+      return every second) and a majority write after 10 s (``wtimeoutMS``). The
+      failover scenario found a tracker run stuck for minutes on a connection to the
+      killed primary without them.
     * Transactions go through ``with_transaction`` (retries on the
       ``TransientTransactionError`` / ``UnknownTransactionCommitResult`` labels) and
       change streams resume from their tokens by themselves (the driver, once per error).
     """
     return AsyncMongoClient(str(settings.mongo_url), tz_aware=True,
                             serverSelectionTimeoutMS=5000, appname="vk-planner",
-                            w="majority", retryWrites=True, retryReads=True)
+                            w="majority", wTimeoutMS=10_000, socketTimeoutMS=10_000,
+                            retryWrites=True, retryReads=True)
 
 
 async def ensure_indexes(db: AsyncDatabase[Document], updates_retention_seconds: float) -> None:

@@ -21,7 +21,7 @@ from bson import ObjectId
 
 from shared.settings import Settings
 from tests.conftest import RunningSandbox
-from tests.resilience.clients import CursorChain, assert_log_has_no_hole, update_log
+from tests.resilience.clients import CursorChain, assert_log_has_no_hole, wait_all_logged
 from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import LogBook, ServiceGroup
 from tests.resilience.load import WallActivity
@@ -131,16 +131,7 @@ class TestMongoFailover:
                 await eventually(posts_settled, timeout=90, interval=0.5,
                                  what="every system post published and verified")
 
-                def announced() -> int:
-                    return (len(services.events("refresher", "project_update_announced"))
-                            + len(services.events("post_tracker", "post_published",
-                                                  "post_verified")))
-
-                async def all_logged() -> bool:
-                    return len(await update_log(db)) >= announced()
-
-                await eventually(all_logged, timeout=30, what="every change logged")
-                entries = await update_log(db)
+                entries = await wait_all_logged(db, services)
                 await chain.catch_up(entries[-1].seq, timeout=30)
 
         on_walls: Counter[str] = Counter()

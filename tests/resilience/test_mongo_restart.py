@@ -26,7 +26,7 @@ from tests.resilience.clients import (
     CursorChain,
     SseFollower,
     assert_log_has_no_hole,
-    update_log,
+    wait_all_logged,
 )
 from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import LogBook, ServiceGroup
@@ -127,16 +127,7 @@ class TestMongoRestart:
                     await eventually(posts_settled, timeout=90, interval=0.5,
                                      what="every system post settled")
 
-                    def announced() -> int:
-                        return (len(services.events("refresher", "project_update_announced"))
-                                + len(services.events("post_tracker", "post_published",
-                                                      "post_verified")))
-
-                    async def all_logged() -> bool:
-                        return len(await update_log(db)) >= announced()
-
-                    await eventually(all_logged, timeout=30, what="every change logged")
-                    entries = await update_log(db)
+                    entries = await wait_all_logged(db, services)
                     await chain.catch_up(entries[-1].seq, timeout=30)
                     await follower.catch_up(entries[-1].seq, timeout=30)
 
