@@ -102,9 +102,12 @@ def connect(settings: Settings) -> AsyncMongoClient[Document]:
       loss; a write acknowledged by the old primary alone is rolled back by the new one.
     * Retryable writes and reads: an operation cut by a step-down or a lost primary is
       retried once on the new one (our writes are idempotent or fenced anyway).
-    * Server selection waits up to 5 s for a primary, then raises; callers retry (the
-      tracker's cycle, the refresher's sweeper, broker redelivery), so a failover of
-      ~10 s costs a few failed attempts, not a stuck loop.
+    * Server selection waits up to 30 s for a primary (the driver's default), longer
+      than an election (~10 s after a primary's loss), so operations during a failover
+      wait for the new primary instead of failing; callers still retry what fails (the
+      tracker's cycle, the refresher's sweeper, broker redelivery). With 5 s, the
+      failover scenario saw a ServerSelectionTimeoutError leave a tracker's
+      AsyncMongoClient (PyMongo 4.20.1) wedged ("Lock is not acquired") for good.
     * No operation waits forever on a dead connection: a socket read gives up after
       10 s (``socketTimeoutMS``; none of our operations takes that long, change streams
       return every second) and a majority write after 10 s (``wtimeoutMS``). The
@@ -115,7 +118,7 @@ def connect(settings: Settings) -> AsyncMongoClient[Document]:
       change streams resume from their tokens by themselves (the driver, once per error).
     """
     return AsyncMongoClient(str(settings.mongo_url), tz_aware=True,
-                            serverSelectionTimeoutMS=5000, appname="vk-planner",
+                            serverSelectionTimeoutMS=30_000, appname="vk-planner",
                             w="majority", wTimeoutMS=10_000, socketTimeoutMS=10_000,
                             retryWrites=True, retryReads=True)
 

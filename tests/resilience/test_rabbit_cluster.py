@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,7 @@ class TestRabbitNodeKilled:
 
         def kill_leader(leader: str) -> None:
             rabbit_cluster.kill(rabbit_cluster.node_named(leader))  # SIGKILL, by PID
-            kills.append({"node": leader, "at": time.monotonic()})
+            kills.append({"node": leader, "at": time.monotonic(), "wall": datetime.now(UTC)})
 
         # Looked up before the load: rabbitmqctl is slow on a busy machine.
         leader, _ = rabbit_cluster.queue_members(queue)
@@ -198,10 +199,17 @@ class TestRabbitNodeKilled:
         first_kill = kills[0]["at"]
         refusals_after_kill = [moment - first_kill for moment in stream.refused_at
                                if moment >= first_kill]
+        # The gateway's own refusals (503: no confirm, channel closed) after the kill; the
+        # client's timeouts also count a machine too busy to answer in time.
+        not_stored = [datetime.fromisoformat(line["timestamp"]) for line in
+                      services.events("callback_gateway", "callback_not_stored")]
+        gateway_refusing = max((moment - kills[0]["wall"]).total_seconds()
+                               for moment in [kills[0]["wall"], *not_stored])
         figures.record(
             rate=RATE, seconds=round(sent_for, 1), callbacks=stream.sent, acknowledged=len(keys),
             lost=0, answers=dict(stream.statuses), killed=[kill["node"] for kill in kills],
             refusing_for_seconds_after_kill=round(max(refusals_after_kill, default=0.0), 1),
+            gateway_503_for_seconds_after_kill=round(gateway_refusing, 1),
             refresh_tickets=tickets, tickets_from_redeliveries=tickets - expected,
             settle_seconds=round(settle, 1),
             dead_lettered=sum(len(process.events("message_dead_lettered"))
