@@ -74,8 +74,9 @@ bench: setup-bench rabbitmq
 	$(VENV)/bin/python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 # Resilience scenarios (tests/resilience; docs/reliability.md): the services as real
-# processes under faults. The short versions take about 4 min; LONG=1 runs the long ones.
-# The broker-restart scenario stops and starts the RabbitMQ application (rabbitmqctl).
+# processes under faults. The short versions take about 10 min; LONG=1 runs the long ones.
+# The broker-restart scenario stops and starts the RabbitMQ application (rabbitmqctl); the
+# failover scenarios start their own 3-member replica set and 3-node RabbitMQ cluster.
 # RESILIENCE_LOG_DIR=dir keeps every process's output (and figures.jsonl) in dir/run-*.
 .PHONY: resilience
 resilience: setup rabbitmq

@@ -97,14 +97,37 @@ def collection_specs(updates_retention_seconds: float) -> tuple[CollectionSpec, 
 
 
 def connect(settings: Settings, app_name: str) -> AsyncMongoClient[Document]:
-    """A client whose datetimes come back timezone-aware UTC.
+    """A client whose datetimes come back timezone-aware UTC and that rides through a
+    replica-set failover (``MONGO_URL`` lists the members and names ``replicaSet``).
 
-    ``app_name`` (the service's name) is MongoDB's ``appname``: ``currentOp`` and the
-    server log tell the services apart by it, and the notifier ends orphaned
-    transactions of its own ``appname`` only (``services/update_notifier/update_log.py``).
+    * Every write is acknowledged by a majority of the members (``w=majority``, also
+      over a ``w`` in the URL): what we acknowledge — a refresh ticket before the broker
+      ack, a claim, a status change, an update-log entry — must survive the primary's
+      loss; a write acknowledged by the old primary alone is rolled back by the new one.
+    * Retryable writes and reads: an operation cut by a step-down or a lost primary is
+      retried once on the new one (our writes are idempotent or fenced anyway).
+    * Server selection waits up to 30 s for a primary (the driver's default), longer
+      than an election (~10 s after a primary's loss), so operations during a failover
+      wait for the new primary instead of failing; callers still retry what fails (the
+      tracker's cycle, the refresher's sweeper, broker redelivery). With 5 s, the
+      failover scenario saw a ServerSelectionTimeoutError leave a tracker's
+      AsyncMongoClient (PyMongo 4.20.1) wedged ("Lock is not acquired") for good.
+    * No operation waits forever on a dead connection: a socket read gives up after
+      10 s (``socketTimeoutMS``; none of our operations takes that long, change streams
+      return every second) and a majority write after 10 s (``wtimeoutMS``). The
+      failover scenario found a tracker run stuck for minutes on a connection to the
+      killed primary without them.
+    * Transactions go through ``with_transaction`` (retries on the
+      ``TransientTransactionError`` / ``UnknownTransactionCommitResult`` labels) and
+      change streams resume from their tokens by themselves (the driver, once per error).
+    * ``app_name`` (the service's name) is MongoDB's ``appname``: ``currentOp`` and the
+      server log tell the services apart by it, and the notifier ends orphaned
+      transactions of its own ``appname`` only (``services/update_notifier/update_log.py``).
     """
     return AsyncMongoClient(str(settings.mongo_url), tz_aware=True,
-                            serverSelectionTimeoutMS=5000, appname=app_name)
+                            serverSelectionTimeoutMS=30_000, appname=app_name,
+                            w="majority", wTimeoutMS=10_000, socketTimeoutMS=10_000,
+                            retryWrites=True, retryReads=True)
 
 
 async def ensure_indexes(db: AsyncDatabase[Document], updates_retention_seconds: float) -> None:

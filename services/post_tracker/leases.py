@@ -10,8 +10,12 @@ One document per project in ``post_tracker_leases``::
 
     {_id: project_id, owner, token, until, verified_at}
 
-MongoDB's clock (``$$NOW``) decides expiry, so replicas' clocks need not agree. A
-replica that dies holding a lease delays that project's posts until it expires.
+MongoDB's clock (``$$NOW``) decides expiry, so replicas' clocks need not agree. The
+lease is short (``TRACKER_LEASE_SECONDS``, 10 s) and renewed by a heartbeat while a run
+holds it (:mod:`shared.leases`), so a replica that dies delays its projects' posts by at
+most one lease. A lease still marked as this tracker's own when it starts a new run for
+the project is stale (a run that failed while MongoDB had no primary could not release
+it) and is taken again at once: a tracker runs one project at a time.
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ class ProjectLeases:
         return {"_id": lease.project_id, "token": lease.token}
 
     async def acquire(self, project_id: BsonId) -> Lease | None:
-        """Take the project's lease if it is free or expired; None if someone holds it."""
+        """Take the project's lease if it is free, expired or (stale) our own; None if
+        someone else holds it."""
         token = uuid.uuid4().hex
         if await self._take(project_id, token):
             return Lease(project_id, token)
@@ -59,7 +64,7 @@ class ProjectLeases:
 
     async def _take(self, project_id: BsonId, token: str) -> bool:
         taken = await self._leases.find_one_and_update(
-            {"_id": project_id, "$or": [{"owner": None},
+            {"_id": project_id, "$or": [{"owner": None}, {"owner": self._owner},
                                         {"$expr": {"$lt": ["$until", "$$NOW"]}}]},
             [{"$set": {"owner": self._owner, "token": token,
                        "until": {"$add": ["$$NOW", self._lease_ms]}}}],

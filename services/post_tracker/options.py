@@ -24,7 +24,7 @@ class TrackerOptions:
     # page still shows them all.
     verify_every_sent: int = 15
     # A project's lease (see leases.py); renewed every third of it while held.
-    lease_seconds: float = 30.0
+    lease_seconds: float = 10.0
     # A project leased by another replica is looked at again after this long.
     busy_recheck_seconds: float = 1.0
     # VK's clock against ours, for "a wall post is not older than the claim" (way 2).

@@ -51,6 +51,7 @@ from services.post_tracker.verifier import Verifier
 from services.post_tracker.wakeup import WAKE_PIPELINE
 from shared.change_wakeup import ChangeWakeup
 from shared.documents import BsonId, Project, count_by_status, id_label
+from shared.leases import keep_alive
 from shared.messages import utc_now
 from shared.mongo import SYSTEM_POSTS, Document
 from shared.vk import VkClient
@@ -280,14 +281,6 @@ class Tracker:
                 await self._publisher.resend(post, project)
 
     async def _keep_lease(self, lease: Lease, lost: asyncio.Event) -> None:
-        while True:
-            await asyncio.sleep(self.options.lease_seconds / 3)
-            try:
-                renewed = await self._leases.renew(lease)
-            except Exception as exc:
-                log.warning("project_lease_renew_failed", error=f"{type(exc).__name__}: {exc}")
-                continue
-            if not renewed:
-                log.warning("project_lease_lost")
-                lost.set()
-                return
+        await keep_alive(partial(self._leases.renew, lease), self.options.lease_seconds)
+        log.warning("project_lease_lost")
+        lost.set()

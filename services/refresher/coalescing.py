@@ -26,6 +26,12 @@ lease expiry and retry times, so replicas' clocks need not agree):
    (backoff); the **sweeper** of every replica picks up pending keys whose lease
    is free or expired (its holder died) and whose ``retry_at`` has passed. It logs
    every failure it survives (``refresh_sweep_failed``).
+5. The lease is short and renewed by a heartbeat while held
+   (:mod:`shared.leases`), so a dead holder's keys are taken over within one lease.
+   A lease still marked as this process's own (``owner`` is host:pid) while no task
+   of it drains the key is stale — a drain that failed while MongoDB had no primary
+   could not release it, or a restarted container got its predecessor's pid — and
+   is taken again at once instead of waiting for it to expire.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from services.refresher.batching import Batcher
 from services.refresher.spacing import RoundSpacing
+from shared.leases import keep_alive
 from shared.mongo import ContentType, Document
 from shared.retry import backoff_seconds
 
@@ -66,12 +73,17 @@ class RefreshKey:
 Refresh = Callable[[RefreshKey, "Round"], Awaitable[None]]
 
 _FREE = {"lease_owner": None, "lease_token": None, "lease_until": None}
-# Pending work whose lease is free or expired and whose retry time has come.
-_CLAIMABLE: dict[str, Any] = {
-    "$expr": {"$gt": ["$requested", "$completed"]},
-    "$or": [{"lease_owner": None}, {"$expr": {"$lt": ["$lease_until", "$$NOW"]}}],
-    "$and": [{"$or": [{"retry_at": None}, {"$expr": {"$lte": ["$retry_at", "$$NOW"]}}]}],
-}
+
+
+def claimable(owner: str) -> dict[str, Any]:
+    """Pending work whose lease is free, expired or ``owner``'s own (stale: see step 5)
+    and whose retry time has come."""
+    return {
+        "$expr": {"$gt": ["$requested", "$completed"]},
+        "$or": [{"lease_owner": None}, {"lease_owner": owner},
+                {"$expr": {"$lt": ["$lease_until", "$$NOW"]}}],
+        "$and": [{"$or": [{"retry_at": None}, {"$expr": {"$lte": ["$retry_at", "$$NOW"]}}]}],
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +130,7 @@ class RefreshCoordinator:
         self._lease_ms = int(lease_seconds * 1000)
         self._spacing = spacing or RoundSpacing()
         self._sweep_interval = sweep_interval
+        self._claimable = claimable(owner)
         self._draining: dict[RefreshKey, asyncio.Task[None]] = {}
         # Keys kicked while their drain here was already running (maybe finishing).
         self._kicked_again: set[RefreshKey] = set()
@@ -198,7 +211,7 @@ class RefreshCoordinator:
     async def sweep_once(self) -> int:
         found = 0
         async for state in self._states.find(
-                _CLAIMABLE, projection={"project_id": 1, "content_type": 1}):
+                self._claimable, projection={"project_id": 1, "content_type": 1}):
             try:
                 key = RefreshKey(str(state["project_id"]), ContentType(state["content_type"]))
             except (KeyError, ValueError) as exc:  # not ours to fix; the others go on
@@ -231,7 +244,7 @@ class RefreshCoordinator:
     async def _try_acquire(self, key: RefreshKey) -> Lease | None:
         token = uuid.uuid4().hex
         state = await self._states.find_one_and_update(
-            {"_id": key.id, **_CLAIMABLE},
+            {"_id": key.id, **self._claimable},
             [{"$set": {"lease_owner": self._owner, "lease_token": token,
                        "lease_until": {"$add": ["$$NOW", self._lease_ms]}}}],
             return_document=ReturnDocument.AFTER)
@@ -315,10 +328,12 @@ class RefreshCoordinator:
                 **_FREE, "retry_at": {"$add": ["$$NOW", delay_ms]}}}])
 
     async def _keep_alive(self, lease: Lease) -> None:
-        while True:
-            await asyncio.sleep(self._lease_ms / 3000)
+        async def renew() -> bool:
             renewed = await self._states.update_one(
                 lease.held, [{"$set": {"lease_until": {"$add": ["$$NOW", self._lease_ms]}}}])
-            if renewed.matched_count == 0:
-                log.warning("refresh_lease_lost", key=lease.key.id)
-                raise LeaseLost(lease.key.id)
+            return renewed.matched_count == 1
+
+        with structlog.contextvars.bound_contextvars(key=lease.key.id):
+            await keep_alive(renew, self._lease_ms / 1000)
+        log.warning("refresh_lease_lost", key=lease.key.id)
+        raise LeaseLost(lease.key.id)

@@ -176,9 +176,10 @@ class TestComposeServices:
             assert settings.mongo_url.hosts() == [{"host": "mongo", "port": 27017,
                                                    "username": None, "password": None}]
             assert settings.mongo_url.query == "replicaSet=rs0"
-            assert settings.amqp_url.host == "rabbitmq"
-            assert settings.amqp_url.username == rabbitmq_env["RABBITMQ_DEFAULT_USER"]
-            assert settings.amqp_url.password == rabbitmq_env["RABBITMQ_DEFAULT_PASS"]
+            [rabbitmq] = settings.amqp_url.hosts()
+            assert rabbitmq["host"] == "rabbitmq"
+            assert rabbitmq["username"] == rabbitmq_env["RABBITMQ_DEFAULT_USER"]
+            assert rabbitmq["password"] == rabbitmq_env["RABBITMQ_DEFAULT_PASS"]
 
 
 class TestComposeScaling:

@@ -338,7 +338,8 @@ class TestKubernetesEnvironment:
         settings = settings_from(clean_environment, {**config_map(), **example_secret()})
         rabbitmq = load_documents(INFRA_DIR / "rabbitmq-cluster.yaml")[0]
         mongodb = load_documents(INFRA_DIR / "mongodb.yaml")[0]
-        assert settings.amqp_url.host == f"{rabbitmq['metadata']['name']}.{NAMESPACE}.svc"
+        assert [host["host"] for host in settings.amqp_url.hosts()] == [
+            f"{rabbitmq['metadata']['name']}.{NAMESPACE}.svc"]
         name = mongodb["metadata"]["name"]
         hosts = [host["host"] for host in settings.mongo_url.hosts()]
         assert hosts == [f"{name}-{index}.{name}-svc.{NAMESPACE}.svc.cluster.local"

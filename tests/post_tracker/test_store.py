@@ -97,6 +97,19 @@ class TestLeases:
         await second.release(taken)
         assert await first.acquire("p1") is not None
 
+    async def test_own_stale_lease_is_taken_again(self, db: AsyncDatabase[Document]) -> None:
+        """A tracker's own lease left behind by a run that could not release it is taken
+        again by its next run at once (new token); others still wait for it to expire."""
+        first = ProjectLeases(db, "first", lease_seconds=300)
+        second = ProjectLeases(db, "second", lease_seconds=300)
+        stale = await first.acquire("p1")
+        assert stale is not None
+        again = await first.acquire("p1")
+        assert again is not None and again.token != stale.token
+        assert not await first.renew(stale)
+        assert await first.renew(again)
+        assert await second.acquire("p1") is None
+
     async def test_verified_at_is_shared(self, db: AsyncDatabase[Document]) -> None:
         """A look at the wall by one replica counts for the others."""
         first = ProjectLeases(db, "first", lease_seconds=5)

@@ -178,6 +178,53 @@ class TestRefreshCoordinator:
             sweeper.cancel()
         assert refresh.fences == [8]
 
+    async def test_own_stale_lease_is_taken_again_at_once(self, make: Factory,
+                                                          db: AsyncDatabase[Document]) -> None:
+        """A lease marked with this process's own owner that no task of it drains (a
+        release that failed while MongoDB had no primary; a restart with the same
+        host:pid) is taken again by the sweeper long before it would expire."""
+        await db[REFRESH_STATE].insert_one({
+            "_id": KEY.id, "project_id": KEY.project_id, "content_type": KEY.content.value,
+            "requested": 2, "completed": 1, "fence": 3, "retry_at": None,
+            "lease_owner": "alive", "lease_token": "stale"})
+        await db[REFRESH_STATE].update_one({"_id": KEY.id}, [{"$set": {
+            "lease_until": {"$add": ["$$NOW", 300_000]}}}])  # 5 minutes: far beyond the wait
+        refresh = RecordingRefresh()
+        coordinator = make(refresh, "alive")
+        other = make(RecordingRefresh(), "other")
+        assert await other.sweep_once() == 0  # for everyone else the lease is held
+        sweeper = asyncio.create_task(coordinator.sweep_forever())
+        try:
+            await settled(coordinator, 2)
+        finally:
+            sweeper.cancel()
+        assert refresh.fences == [4]
+
+    async def test_heartbeat_keeps_a_slow_holder(self, make: Factory,
+                                                 db: AsyncDatabase[Document]) -> None:
+        """A refresh lasting several leases keeps its lease (renewed every third of it):
+        another replica's sweeper never takes the key meanwhile."""
+        refresh = RecordingRefresh()
+        refresh.gate = asyncio.Event()
+        holder = make(refresh, "slow", lease=0.6)
+        other = make(RecordingRefresh(), "other", lease=0.6)
+        await holder.request(KEY)
+        await eventually(lambda: asyncio.sleep(0, refresh.running == 1), what="round running")
+        renewals = set()
+
+        async def renewed_three_times() -> bool:
+            assert await other.sweep_once() == 0
+            state = await db[REFRESH_STATE].find_one({"_id": KEY.id})
+            assert state is not None and state["lease_owner"] == "slow"
+            renewals.add(state["lease_until"])
+            return len(renewals) >= 4
+
+        await eventually(renewed_three_times, timeout=10, interval=0.05,
+                         what="the lease renewed three times")
+        refresh.gate.set()
+        await settled(holder, 1)
+        assert refresh.runs == 1
+
     async def test_transient_failure_is_retried_after_backoff(self, make: Factory,
                                                               db: AsyncDatabase[Document]) -> None:
         """A failed refresh frees the lease, stays pending with retry_at, and is retried."""

@@ -28,6 +28,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import PROJECT_UPDATES, Document
 from tests.background import in_background
+from tests.resilience.harness import ServiceGroup
 from tests.update_notifier.sse_client import SseStream
 from tests.waiting import eventually
 
@@ -46,6 +47,21 @@ class LoggedEntry:
 async def update_log(db: AsyncDatabase[Document]) -> list[LoggedEntry]:
     return [LoggedEntry(int(doc["_id"]), str(doc["project_id"]), str(doc.get("reason", "")))
             async for doc in db[PROJECT_UPDATES].find({}, sort=[("_id", ASCENDING)])]
+
+
+async def wait_all_logged(db: AsyncDatabase[Document], services: ServiceGroup,
+                          timeout: float = 30) -> list[LoggedEntry]:
+    """Wait until every change the services announced (refreshes, system-post
+    transitions) is in the update log; the log."""
+    def announced() -> int:
+        return (len(services.events("refresher", "project_update_announced"))
+                + len(services.events("post_tracker", "post_published", "post_verified")))
+
+    async def all_logged() -> bool:
+        return len(await update_log(db)) >= announced()
+
+    await eventually(all_logged, timeout=timeout, what="every change logged")
+    return await update_log(db)
 
 
 def assert_log_has_no_hole(entries: Sequence[LoggedEntry]) -> None:

@@ -165,8 +165,8 @@ class ServiceGroup:
                 stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=asyncio.subprocess.STDOUT)
         service = ServiceProcess(name, process, log_path)
         self.processes.append(service)
-        if ready:
-            await service.wait_for("ready", timeout=30)
+        if ready:  # bounded generously: 4 processes importing at once on a busy 2-core machine
+            await service.wait_for("ready", timeout=90)
         return service
 
     async def start_many(self, *specs: tuple[str, Settings]) -> list[ServiceProcess]:

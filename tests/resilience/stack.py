@@ -9,19 +9,29 @@ parked in a dead-letter queue or left in a queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
 from bson import ObjectId
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.refresher.content import content_types_for
-from shared.mongo import PROJECTS, REFRESH_STATE, SYSTEM_POSTS, ContentType, Document
+from shared.mongo import (
+    PROJECTS,
+    REFRESH_STATE,
+    SYSTEM_POSTS,
+    ContentType,
+    Document,
+    connect,
+    ensure_indexes,
+)
 from shared.settings import Settings
 from shared.topology import Topology
 from shared.vk import VkClient
@@ -38,6 +48,18 @@ class Community:
     token: str
     project_id: str
     secret: str
+
+
+@contextlib.asynccontextmanager
+async def database(settings: Settings) -> AsyncIterator[AsyncDatabase[Document]]:
+    """The stack's database (its own client, indexes created), for the test's checks."""
+    client: AsyncMongoClient[Document] = connect(settings, "tests")
+    try:
+        db = client[settings.mongo_db]
+        await ensure_indexes(db, settings.updates_retention_seconds)
+        yield db
+    finally:
+        await client.close()
 
 
 def stack_settings(settings: Settings, **changes: Any) -> Settings:

@@ -9,28 +9,24 @@ it touches nobody else.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
-from pymongo import AsyncMongoClient
-from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.mongo import Document, connect, ensure_indexes
 from shared.settings import Settings
 from tests.conftest import RunningSandbox
 from tests.resilience.clients import (
     CursorChain,
     SseFollower,
     assert_log_has_no_hole,
-    update_log,
+    wait_all_logged,
 )
 from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import LogBook, ServiceGroup
@@ -38,6 +34,7 @@ from tests.resilience.load import SystemPostFeed, WallActivity
 from tests.resilience.stack import (
     attempt_statuses,
     connect_communities,
+    database,
     left_behind,
     notifier_url,
     queue_depths,
@@ -80,17 +77,6 @@ def private_mongod() -> Iterator[PrivateMongod]:
             yield mongod
         finally:
             stop_mongod(mongod.process)
-
-
-@contextlib.asynccontextmanager
-async def database(settings: Settings) -> AsyncIterator[AsyncDatabase[Document]]:
-    client: AsyncMongoClient[Document] = connect(settings, "tests")
-    try:
-        db = client[settings.mongo_db]
-        await ensure_indexes(db, settings.updates_retention_seconds)
-        yield db
-    finally:
-        await client.close()
 
 
 @pytest.mark.timeout(300)
@@ -141,16 +127,7 @@ class TestMongoRestart:
                     await eventually(posts_settled, timeout=90, interval=0.5,
                                      what="every system post settled")
 
-                    def announced() -> int:
-                        return (len(services.events("refresher", "project_update_announced"))
-                                + len(services.events("post_tracker", "post_published",
-                                                      "post_verified")))
-
-                    async def all_logged() -> bool:
-                        return len(await update_log(db)) >= announced()
-
-                    await eventually(all_logged, timeout=30, what="every change logged")
-                    entries = await update_log(db)
+                    entries = await wait_all_logged(db, services)
                     await chain.catch_up(entries[-1].seq, timeout=30)
                     await follower.catch_up(entries[-1].seq, timeout=30)
 

@@ -63,7 +63,7 @@ class TestTrackerKilledAroundWallPost:
           the second, which waits for the rate limiter: it dies between that claim and
           its wall.post.
 
-        The restarted tracker waits out the dead ones' project leases (30 s), never calls
+        The restarted tracker waits out the dead ones' project leases (10 s), never calls
         wall.post again, verifies the posts VK has by content and times the unsent one
         out to ``possible_error``. Every text is on the wall at most once.
         """

@@ -6,11 +6,22 @@ from datetime import UTC, datetime
 
 import aio_pika
 import pytest
+from structlog.testing import capture_logs
 
-from shared.broker import REASON_HEADER, AckPolicy, Broker, DeadLetter, PublishFailed
+from shared.broker import (
+    REASON_HEADER,
+    AckPolicy,
+    Broker,
+    ClusterConnection,
+    DeadLetter,
+    PublishFailed,
+    connect_cluster,
+    node_urls,
+)
 from shared.messages import CallbackEvent, ProjectUpdated
 from tests.rabbit import close_connections
 from tests.waiting import eventually
+from tools.mongod import free_port
 
 FAST = AckPolicy(max_attempts=3, prefetch=8, shutdown_grace_seconds=2)
 
@@ -255,3 +266,43 @@ class TestBatches:
         assert reasons[0] == "gave up after 3 attempts: ConnectionError: database unavailable"
         assert reasons[1].startswith("malformed callback_event: Invalid JSON")
         assert attempts == {"fine": 3, "flaky": 3}
+
+
+class TestNodeUrls:
+    @pytest.mark.parametrize(("url", "nodes"), [
+        ("amqp://guest:guest@127.0.0.1:5672/", ["amqp://guest:guest@127.0.0.1:5672/"]),
+        ("amqp://u:p@a:5672,b:5673,c/vh?heartbeat=5",
+         ["amqp://u:p@a:5672/vh?heartbeat=5", "amqp://u:p@b:5673/vh?heartbeat=5",
+          "amqp://u:p@c/vh?heartbeat=5"]),  # no port: AMQP's default
+        ("amqps://u:p%40x@a:5671,b:5671/", ["amqps://u:p%40x@a:5671/", "amqps://u:p%40x@b:5671/"]),
+    ])
+    def test_each_node_gets_the_credentials_vhost_and_query(self, url: str,
+                                                           nodes: list[str]) -> None:
+        """A MongoDB-style host list becomes one URL per node with the shared parts."""
+        assert node_urls(url) == nodes
+
+
+class TestClusterConnection:
+    async def test_a_dead_node_is_skipped_and_the_live_one_kept_on_reconnection(
+            self, amqp_url: str, unique_name: str) -> None:
+        """With the first listed node down, the connection goes to the next one; when
+        that connection drops, it reconnects to the node it was on (tried first).
+        A node that dies: tests/resilience/test_rabbit_cluster.py."""
+        live = node_urls(amqp_url)[0]
+        dead_port = free_port()  # nothing listens there
+        listed = live.replace("@127.0.0.1:", f"@127.0.0.1:{dead_port},127.0.0.1:", 1)
+        with capture_logs() as logs:
+            connection = await connect_cluster(listed, client_name=unique_name, timeout=10)
+            try:
+                assert isinstance(connection, ClusterConnection)
+                assert connection.url.port != dead_port
+                reconnected = asyncio.Event()
+                connection.reconnect_callbacks.add(lambda *_: reconnected.set())
+                assert await close_connections(unique_name) == 1
+                await asyncio.wait_for(reconnected.wait(), 30)
+                channel = await connection.channel()
+                await channel.close()
+            finally:
+                await connection.close()
+        skipped = [entry for entry in logs if entry["event"] == "broker_node_unavailable"]
+        assert [entry["node"] for entry in skipped] == [f"127.0.0.1:{dead_port}"]
