@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
 # Make sure podman (with runc), debootstrap and iptables (for podman's bridge network) are
-# installed: Debian's packages, installed when run as root. Nothing in /etc/containers is changed: the project's
-# container configuration lives in .cache/containers (tools/containers.py).
+# installed: the missing ones of Debian's packages are installed when run as root. Nothing
+# in /etc/containers is changed: the tests keep podman's configuration in their own folder
+# (tests/containers/podman.py, docs/operations.md).
 # Exit codes: 0 installed (or already there), 3 missing and not root (cannot install),
 # anything else: the installation failed.
 set -euo pipefail
 
-installed() {
-  command -v podman >/dev/null 2>&1 && command -v runc >/dev/null 2>&1 \
-    && command -v debootstrap >/dev/null 2>&1 && command -v iptables >/dev/null 2>&1
-}
+COMMANDS=(podman runc debootstrap iptables)  # each comes in the Debian package of its name
 
-if installed; then exit 0; fi
+missing() { for name in "${COMMANDS[@]}"; do command -v "$name" >/dev/null 2>&1 || echo "$name"; done; }
+
+mapfile -t packages < <(missing)
+[ "${#packages[@]}" -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
-  echo "podman, runc, debootstrap or iptables is not installed and this is not root:" \
-       "install Debian's 'podman', 'runc', 'debootstrap' and 'iptables' packages." >&2
+  echo "not installed, and this is not root: Debian's ${packages[*]}" >&2
   exit 3
 fi
 
-echo "installing podman, runc, debootstrap and iptables (Debian packages)…" >&2
+echo "installing ${packages[*]} (Debian packages)…" >&2
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-  podman runc debootstrap iptables conmon netavark aardvark-dns >/dev/null
-installed || { echo "podman, runc, debootstrap or iptables still missing after apt-get install" >&2
-               exit 1; }
+  "${packages[@]}" conmon netavark aardvark-dns >/dev/null
+mapfile -t still < <(missing)
+if [ "${#still[@]}" -ne 0 ]; then
+  echo "still missing after apt-get install: ${still[*]}" >&2
+  exit 1
+fi

@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 
 import docker
 
-from tests.containers.infra import RABBITMQ_CONTAINER_ENV
+from tests.containers.infra import RABBITMQ_CONTAINER_ENV, testcontainers_selected
 
 
 def _in_container(container_id: str, args: tuple[str, ...]) -> str:
@@ -33,6 +33,9 @@ def _in_container(container_id: str, args: tuple[str, ...]) -> str:
 async def rabbitmqctl(*args: str) -> str:
     if container_id := os.environ.get(RABBITMQ_CONTAINER_ENV):
         return await asyncio.to_thread(_in_container, container_id, args)
+    if testcontainers_selected():  # never act on the machine's broker by mistake
+        raise RuntimeError("TEST_INFRA=testcontainers, but the broker's container has not been "
+                           "started: the test must use the amqp_url fixture")
     process = await asyncio.create_subprocess_exec(
         "rabbitmqctl", "-q", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

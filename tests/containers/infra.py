@@ -21,7 +21,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from testcontainers.core.config import testcontainers_config
+from testcontainers.core.config import ConnectionMode, testcontainers_config
 from testcontainers.core.container import DockerContainer
 
 from tests.containers.podman import MONGO_IMAGE, RABBITMQ_IMAGE, Podman
@@ -84,9 +84,14 @@ def _engine() -> Iterator[None]:
         podman.ensure_mongo_image()
     with podman.api_service() as url:
         os.environ["DOCKER_HOST"] = url
+        # podman runs on this very host (a /.dockerenv here would make testcontainers
+        # look for a gateway instead): published ports are on the host's own addresses.
+        default_mode = testcontainers_config.connection_mode_override
+        testcontainers_config.connection_mode_override = ConnectionMode.docker_host
         try:
             yield
         finally:
+            testcontainers_config.connection_mode_override = default_mode
             del os.environ["DOCKER_HOST"]
 
 

@@ -17,6 +17,7 @@ rebuilds only the project's changed layers.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import resource
 import shutil
@@ -91,7 +92,8 @@ class Podman:
     @property
     def run_root(self) -> Path:
         # Run-time state (locks, mounts) is not kept across reboots: a temp dir per folder.
-        return Path(tempfile.gettempdir()) / f"planner-podman-{abs(hash(str(self.directory))):x}"
+        digest = hashlib.sha256(str(self.directory).encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir()) / f"planner-podman-{digest}"
 
     def write_configuration(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
