@@ -19,7 +19,8 @@ test: setup rabbitmq ## run the test suite against real RabbitMQ and a per-run m
 # podman, with the two images built locally first (docs/operations.md, "Containers").
 test-containers: setup
 	$(if $(DOCKER_HOST),,$(VENV)/bin/python -m tests.containers.podman rabbitmq mongo)
-	TEST_INFRA=testcontainers $(VENV)/bin/python -m pytest tests/e2e tests/resilience $(PYTEST_ARGS)
+	TEST_INFRA=testcontainers $(VENV)/bin/python -m pytest tests/containers/test_infra.py tests/e2e \
+	  tests/resilience $(PYTEST_ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -45,8 +45,8 @@ RABBITMQ_IMAGE = "localhost/planner-test-rabbitmq:bookworm"
 MONGO_IMAGE = "localhost/planner-test-mongod:6.0"
 # The host's CA bundle: the route to PyPI here presents a certificate only it trusts.
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
-# Well within the VM's hard limits (podman's defaults exceed them; without
-# CAP_SYS_RESOURCE, runc cannot raise a limit).
+# Within the VM's hard limits: podman's defaults exceed them, and without
+# CAP_SYS_RESOURCE runc cannot raise a limit (nor set more than 32768 processes here).
 ULIMIT_CAPS = {"nofile": 1 << 16, "nproc": 1 << 15}
 
 
@@ -74,6 +74,12 @@ def _ulimits() -> list[str]:
     return entries
 
 
+def _write_if_changed(path: Path, text: str) -> None:
+    """Rewrite only on a change: a podman already running reads these files."""
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+
+
 @dataclass(frozen=True)
 class Podman:
     """podman with this project's configuration and storage in ``directory``."""
@@ -99,7 +105,8 @@ class Podman:
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / "networks").mkdir(exist_ok=True)
         # crun 1.8 refuses this VM's hybrid cgroups; runc works. No systemd here.
-        (self.directory / "containers.conf").write_text(
+        _write_if_changed(
+            self.directory / "containers.conf",
             "[containers]\n"
             f"default_ulimits = [{', '.join(_ulimits())}]\n"
             "[engine]\n"
@@ -109,14 +116,15 @@ class Podman:
             f'events_logfile_path = "{self.directory / "events.log"}"\n'
             "[network]\n"
             f'network_config_dir = "{self.directory / "networks"}"\n')
-        (self.directory / "storage.conf").write_text(
+        _write_if_changed(
+            self.directory / "storage.conf",
             "[storage]\n"
             'driver = "overlay"\n'
             f'graphroot = "{self.directory / "storage"}"\n'
             f'runroot = "{self.run_root}"\n')
         # Used at build time only (mounted, never copied into an image): uv trusts the
         # system's certificates, i.e. the host's bundle mounted over the image's.
-        (self.directory / "uv.toml").write_text("native-tls = true\n")
+        _write_if_changed(self.directory / "uv.toml", "native-tls = true\n")
 
     @property
     def env(self) -> dict[str, str]:

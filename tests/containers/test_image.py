@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,8 +118,9 @@ async def service_container(podman: Podman, image: str, service: str, settings: 
 
 
 @pytest.fixture
-def container_settings(vk_settings: Settings) -> Iterator[Settings]:
-    yield vk_settings.model_copy(update={"refresher_lease_seconds": 5.0})
+def container_settings(vk_settings: Settings) -> Settings:
+    """The test's settings (VK played by the sandbox), with e2e's short refresher lease."""
+    return vk_settings.model_copy(update={"refresher_lease_seconds": 5.0})
 
 
 class TestProjectImage:
