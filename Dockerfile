@@ -24,9 +24,10 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /src
 # Only the lock and the project file: the dependency layer is rebuilt when they change,
 # not on every source edit. --no-dev leaves out the test tools and the mongod wheel.
+# Absolute mount targets: buildah (podman build) rejects relative ones.
 RUN --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
-    --mount=type=bind,source=uv.lock,target=uv.lock \
+    --mount=type=bind,source=pyproject.toml,target=/src/pyproject.toml \
+    --mount=type=bind,source=uv.lock,target=/src/uv.lock \
     uv sync --frozen --no-dev --no-install-project
 
 # --- runtime: the interpreter, the venv and the source; no uv, no build tools ---------

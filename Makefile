@@ -7,13 +7,21 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 
-.PHONY: run test lint setup setup-run setup-bench rabbitmq bench clean demo-post
+.PHONY: run test test-containers lint setup setup-run setup-bench rabbitmq bench clean demo-post
 
 run: setup-run rabbitmq ## start the whole system in the foreground (Ctrl-C stops it)
 	$(VENV)/bin/python -m tools.run
 
 test: setup rabbitmq ## run the test suite against real RabbitMQ and a per-run mongod
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The e2e and the short resilience suites with RabbitMQ and MongoDB in containers started
+# by testcontainers (tests/containers/infra.py). Without DOCKER_HOST: through this project's
+# podman, with the two images built locally first (docs/operations.md, "Containers").
+test-containers: setup
+	$(if $(DOCKER_HOST),,$(VENV)/bin/python -m tests.containers.podman rabbitmq mongo)
+	TEST_INFRA=testcontainers $(VENV)/bin/python -m pytest tests/containers/test_infra.py tests/e2e \
+	  tests/resilience $(PYTEST_ARGS)
 
 lint: setup ## ruff and mypy (strict; mypy reads all the code, so everything is installed)
 	$(VENV)/bin/ruff check .

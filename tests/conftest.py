@@ -5,6 +5,8 @@
 * **RabbitMQ**: the machine's broker (``TEST_AMQP_URL``, default the local one);
   each test gets its own name prefix, so tests, parallel runs and a running
   ``make run`` never see each other's queues.
+* ``TEST_INFRA=testcontainers``: both in containers started with testcontainers instead
+  (tests/containers/infra.py), one each per test run.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ from shared.broker import Broker
 from shared.mongo import Document, connect, ensure_indexes
 from shared.settings import Settings
 from shared.topology import Topology
+from tests.containers.infra import (
+    RABBITMQ_CONTAINER_ENV,
+    Infrastructure,
+    containerised_infrastructure,
+    testcontainers_selected,
+)
 from tools.mongod import free_port, mongo_url, start_mongod, stop_mongod
 from tools.vk_sandbox import SandboxConfig
 from tools.vk_sandbox import init_app as init_sandbox
@@ -48,7 +56,24 @@ def _port_open(url: str) -> bool:
 
 
 @pytest.fixture(scope="session")
-def mongo_server_url() -> Iterator[str]:
+def containers() -> Iterator[Infrastructure | None]:
+    """RabbitMQ and MongoDB in containers when ``TEST_INFRA=testcontainers``, else None.
+
+    rabbitmqctl (tests/rabbit.py) then acts on the broker's container.
+    """
+    if not testcontainers_selected():
+        yield None
+        return
+    with containerised_infrastructure() as infrastructure, pytest.MonkeyPatch.context() as patch:
+        patch.setenv(RABBITMQ_CONTAINER_ENV, infrastructure.rabbitmq_container_id)
+        yield infrastructure
+
+
+@pytest.fixture(scope="session")
+def mongo_server_url(containers: Infrastructure | None) -> Iterator[str]:
+    if containers is not None:
+        yield containers.mongo_url
+        return
     if explicit := os.environ.get("TEST_MONGO_URL"):
         yield explicit
         return
@@ -62,7 +87,9 @@ def mongo_server_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def amqp_url() -> str:
+def amqp_url(containers: Infrastructure | None) -> str:
+    if containers is not None:
+        return containers.amqp_url
     url = os.environ.get("TEST_AMQP_URL", DEFAULT_AMQP_URL)
     if not _port_open(url):
         subprocess.run(["scripts/ensure-rabbitmq.sh"], check=True,

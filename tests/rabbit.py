@@ -1,14 +1,42 @@
-"""Helpers that act on the real RabbitMQ server through rabbitmqctl."""
+"""Helpers that act on the real RabbitMQ server through rabbitmqctl.
+
+rabbitmqctl runs on this machine (the machine's broker), or, when ``TEST_RABBITMQ_CONTAINER``
+names the broker's container (``TEST_INFRA=testcontainers`` sets it), inside that container.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import docker
+
+from tests.containers.infra import RABBITMQ_CONTAINER_ENV, testcontainers_selected
+
+
+def _in_container(container_id: str, args: tuple[str, ...]) -> str:
+    client = docker.from_env()
+    try:
+        result = client.containers.get(container_id).exec_run(["rabbitmqctl", "-q", *args],
+                                                               demux=True)
+    finally:
+        client.close()
+    out, err = result.output
+    if result.exit_code != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed in {container_id[:12]}: "
+                           f"{(err or out or b'').decode().strip()}")
+    return (out or b"").decode()
+
 
 async def rabbitmqctl(*args: str) -> str:
+    if container_id := os.environ.get(RABBITMQ_CONTAINER_ENV):
+        return await asyncio.to_thread(_in_container, container_id, args)
+    if testcontainers_selected():  # never act on the machine's broker by mistake
+        raise RuntimeError("TEST_INFRA=testcontainers, but the broker's container has not been "
+                           "started: the test must use the amqp_url fixture")
     process = await asyncio.create_subprocess_exec(
         "rabbitmqctl", "-q", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,

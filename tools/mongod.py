@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,8 @@ def start_mongod(data_dir: Path, port: int, log_path: Path | None = None) -> sub
     """Start mongod on ``127.0.0.1:port`` with ``data_dir``; return once the replica set is primary."""
     process = spawn_mongod(data_dir, port, log_path)
     try:
-        _initiate_replica_set(port, process)
+        address = f"127.0.0.1:{port}"
+        initiate_replica_set(address, address, process.poll)
     except BaseException:
         stop_mongod(process)
         raise
@@ -85,15 +86,19 @@ def spawn_mongod(data_dir: Path, port: int, log_path: Path | None = None,
     return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
 
-def _initiate_replica_set(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def initiate_replica_set(address: str, member: str, exit_code: Callable[[], int | None],
+                         timeout: float = 60) -> None:
+    """Initiate the one-member replica set of the mongod at ``address`` (as ``member``, the
+    address it knows itself by) and return once it is primary; fail if ``exit_code()``
+    says the mongod has exited, or after ``timeout``."""
     client: MongoClient[dict[str, object]] = MongoClient(
-        f"mongodb://127.0.0.1:{port}/?directConnection=true", serverSelectionTimeoutMS=500
+        f"mongodb://{address}/?directConnection=true", serverSelectionTimeoutMS=500
     )
     deadline = time.monotonic() + timeout
     try:
         while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"mongod exited with code {process.returncode}")
+            if (code := exit_code()) is not None:
+                raise RuntimeError(f"mongod exited with code {code}")
             try:
                 status = client.admin.command("hello")
                 if status.get("isWritablePrimary"):
@@ -102,12 +107,12 @@ def _initiate_replica_set(port: int, process: subprocess.Popen[bytes], timeout: 
                     with contextlib.suppress(OperationFailure):
                         client.admin.command(
                             "replSetInitiate",
-                            {"_id": REPLICA_SET, "members": [{"_id": 0, "host": f"127.0.0.1:{port}"}]},
+                            {"_id": REPLICA_SET, "members": [{"_id": 0, "host": member}]},
                         )
             except PyMongoError:
                 pass
             if time.monotonic() > deadline:
-                raise TimeoutError(f"mongod on port {port} did not become primary in {timeout}s")
+                raise TimeoutError(f"mongod at {address} did not become primary in {timeout}s")
             time.sleep(0.1)
     finally:
         client.close()

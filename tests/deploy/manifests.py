@@ -171,6 +171,15 @@ def dockerfile_instructions(path: Path = DOCKERFILE) -> list[Instruction]:
     return instructions
 
 
+def makefile_uv_version() -> str:
+    """UV_VERSION of the Makefile (the uv the project bootstraps, and the image's)."""
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    match = re.search(r"^UV_VERSION\s*:?=\s*(\S+)", makefile, re.MULTILINE)
+    if match is None:
+        raise ValueError("the Makefile sets no UV_VERSION")
+    return match[1]
+
+
 def tool_binary(name: str) -> Path | None:
     """A console script of this environment (a wheel-shipped binary), else one on PATH."""
     candidate = Path(sysconfig.get_path("scripts")) / name

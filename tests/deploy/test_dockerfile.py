@@ -31,6 +31,7 @@ from tests.deploy.manifests import (
     Instruction,
     dockerfile_instructions,
     load_documents,
+    makefile_uv_version,
     tool_binary,
 )
 
@@ -43,7 +44,7 @@ LOCAL_PACKAGES = frozenset({"services", "shared", "tools"})
 BUILD_INPUTS = ("pyproject.toml", "uv.lock", "shared/settings.py", "services/__init__.py",
                 "services/refresher/__main__.py", "tools/__init__.py",
                 "tools/vk_sandbox/__main__.py")
-MUST_IGNORE = (".git", ".venv", ".tools", ".mongo-data", ".pytest_cache", ".mypy_cache",
+MUST_IGNORE = (".git", ".venv", ".tools", ".mongo-data", ".cache", ".pytest_cache", ".mypy_cache",
                ".ruff_cache", "shared/__pycache__", "tests")
 
 
@@ -169,13 +170,10 @@ class TestDockerfileStages:
 
     def test_uv_is_the_makefiles_version(self) -> None:
         """The uv image is pinned to the Makefile's UV_VERSION."""
-        makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-        match = re.search(r"^UV_VERSION\s*:?=\s*(\S+)", makefile, re.MULTILINE)
-        assert match
         uv_bases = [expand(instruction.arguments.split()[0], build_args())
                     for instruction in dockerfile_instructions()
                     if instruction.keyword == "FROM" and "astral-sh/uv" in instruction.arguments]
-        assert uv_bases == [f"ghcr.io/astral-sh/uv:{match[1]}"]
+        assert uv_bases == [f"ghcr.io/astral-sh/uv:{makefile_uv_version()}"]
 
     def test_dependencies_come_from_the_lock_without_dev(self) -> None:
         """Dependencies are installed with ``uv sync --frozen --no-dev --no-install-project``."""
