@@ -37,7 +37,7 @@ from shared.topology import Topology
 from shared.vk import VkClient
 from tests.conftest import RunningSandbox
 from tests.factories import insert_project
-from tests.resilience.harness import LogBook
+from tests.resilience.harness import LogBook, ServiceGroup
 from tools.callback_setup import setup_callback, wait_until_confirmed
 from tools.mongod import free_port
 
@@ -71,6 +71,14 @@ def stack_settings(settings: Settings, **changes: Any) -> Settings:
         "tracker_verify_timeout_seconds": 30.0, "vk_timeout_seconds": 5.0,
         **changes,
     })
+
+
+async def start_all(services: ServiceGroup, settings: Settings) -> set[int]:
+    """One process of each of the four services, ready; their PIDs."""
+    started = await services.start_many(
+        ("callback_gateway", settings), ("refresher", settings), ("post_tracker", settings),
+        ("update_notifier", settings))
+    return {process.pid for process in started}
 
 
 def gateway_url(settings: Settings) -> str:

@@ -1,9 +1,10 @@
-"""Scenario 11: crash takeover with the default leases — a refresher and a post tracker
-``kill -9``ed while they hold a lease, and how soon their work goes on.
+"""Scenario 12: crash takeover with the default leases — a post tracker ``kill -9``ed while
+it holds a project's lease, and how soon the project's posts go out again (the
+refresher's counterpart is scenario 2, ``test_refresher_crash.py``, at the default lease).
 
 Leases are 10 s and renewed every ~3.3 s by a live holder (``shared/leases.py``), so a
-dead holder's key or project is taken over within about one lease: by a standby
-replica's sweeper (refresher) or scheduling cycle (tracker), or by the restarted process.
+dead holder's project is taken over within about one lease: by a standby replica's
+scheduling cycle or by the restarted process.
 """
 
 from __future__ import annotations
@@ -20,18 +21,14 @@ from tests.conftest import RunningSandbox
 from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import LogBook, ServiceGroup, ServiceProcess
 from tests.resilience.stack import (
-    connect_communities,
     insert_system_post,
     plain_community,
     stack_settings,
-    wait_converged,
     wall_post_calls,
     wall_texts,
 )
-from tests.resilience.test_refresher_crash import kill_inside_refresh, wait_taken_over
 from tests.waiting import eventually
 
-DEFAULT_REFRESHER_LEASE = Settings.model_fields["refresher_lease_seconds"].default
 DEFAULT_TRACKER_LEASE = Settings.model_fields["tracker_lease_seconds"].default
 # Takeover lands within a lease + the sweep/recheck (1 s) + the work itself; the bound
 # leaves room for a busy 2-core machine.
@@ -39,9 +36,8 @@ SLACK_SECONDS = 15.0
 
 
 def defaults(settings: Settings) -> Settings:
-    """The stack's settings with the production lease lengths (not the suite's short ones)."""
-    return stack_settings(settings, refresher_lease_seconds=DEFAULT_REFRESHER_LEASE,
-                          tracker_lease_seconds=DEFAULT_TRACKER_LEASE)
+    """The stack's settings with the production lease length."""
+    return stack_settings(settings, tracker_lease_seconds=DEFAULT_TRACKER_LEASE)
 
 
 async def lease_holder(db: AsyncDatabase[Document], project_id: str,
@@ -55,41 +51,6 @@ async def lease_holder(db: AsyncDatabase[Document], project_id: str,
 
 
 class TestCrashTakeoverWithDefaults:
-    async def test_a_killed_refreshers_refresh_is_taken_over_within_the_lease(
-        self, mode: Mode, vk_settings: Settings, vk_sandbox: RunningSandbox,
-        db: AsyncDatabase[Document], services: ServiceGroup, logbook: LogBook, figures: Figures,
-    ) -> None:
-        """The refresher holding a key's lease dies inside ``wall.get`` (held 2 s in VK),
-        with a standby replica (long: 3 rounds of that and of only the restarted process).
-        The refresh is done within the default lease (10 s) + slack."""
-        rounds = mode.pick(1, 3)
-        ways = mode.pick(("standby",), ("standby", "restart"))
-        latency = 2.0
-        stack = defaults(vk_settings).model_copy(update={"vk_timeout_seconds": latency + 5})
-        await services.start("callback_gateway", stack)
-        replicas = await services.start_many(("refresher", stack), ("refresher", stack))
-        [community] = await connect_communities(db, vk_sandbox, stack, logbook, 1)
-        await vk_sandbox.control.inject_fault("latency", method="wall.get", seconds=latency)
-        takeovers: dict[str, list[float]] = {"standby": [], "restart": []}
-        for round_number in range(rounds):
-            for way in ways:
-                if way == "restart":
-                    await replicas.pop().stop()
-                victim, post_id, died = await kill_inside_refresh(
-                    db, vk_sandbox, community, replicas, f"takeover {way} {round_number}")
-                replicas.remove(victim)
-                if way == "restart":
-                    replicas.append(await services.start("refresher", stack))
-                await wait_taken_over(db, community, post_id,
-                                      timeout=DEFAULT_REFRESHER_LEASE + SLACK_SECONDS)
-                takeovers[way].append(round(time.monotonic() - died, 1))
-                while len(replicas) < 2:
-                    replicas.append(await services.start("refresher", stack))
-        await vk_sandbox.control.clear_faults()
-        await wait_converged(db, vk_sandbox, [community], stack, timeout=30)
-        figures.record(lease_seconds=DEFAULT_REFRESHER_LEASE, wall_get_latency=latency,
-                       refresher_takeover_seconds=takeovers)
-
     async def test_a_killed_trackers_project_is_taken_over_within_the_lease(
         self, mode: Mode, vk_settings: Settings, vk_sandbox: RunningSandbox,
         db: AsyncDatabase[Document], services: ServiceGroup, logbook: LogBook, figures: Figures,

@@ -35,6 +35,7 @@ from tests.resilience.stack import (
     notifier_url,
     queue_depths,
     stack_settings,
+    start_all,
     wait_converged,
     wall_texts,
 )
@@ -86,10 +87,7 @@ class TestMongoFailover:
                                refresher_lease_seconds=10.0, tracker_lease_seconds=10.0,
                                tracker_verify_timeout_seconds=60.0)
         async with database(stack) as db:
-            started = await services.start_many(
-                ("callback_gateway", stack), ("refresher", stack), ("post_tracker", stack),
-                ("update_notifier", stack))
-            pids = {process.pid for process in started}
+            pids = await start_all(services, stack)
             communities = await connect_communities(db, vk_sandbox, stack, logbook, 2)
             activity = WallActivity(vk_sandbox, communities, interval=0.1)
             posts: dict[ObjectId, tuple[Community, str, datetime]] = {}

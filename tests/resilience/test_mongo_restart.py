@@ -39,6 +39,7 @@ from tests.resilience.stack import (
     notifier_url,
     queue_depths,
     stack_settings,
+    start_all,
     wait_converged,
     wall_texts,
 )
@@ -95,10 +96,7 @@ class TestMongoRestart:
         stack = stack_settings(vk_settings.model_copy(update={"mongo_url": private_mongod.url}),
                                tracker_verify_timeout_seconds=60.0)
         async with database(stack) as db:
-            started = await services.start_many(
-                ("callback_gateway", stack), ("refresher", stack), ("post_tracker", stack),
-                ("update_notifier", stack))
-            pids = {process.pid for process in started}
+            pids = await start_all(services, stack)
             communities = await connect_communities(db, vk_sandbox, stack, logbook, 2)
             activity = WallActivity(vk_sandbox, communities, interval=0.2)
             feed = SystemPostFeed(db, communities, interval=0.5, spread=outage)

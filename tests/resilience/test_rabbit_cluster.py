@@ -1,4 +1,4 @@
-"""Scenario 12: one node of a 3-node RabbitMQ cluster — the leader of the refresher's
+"""Scenario 11: one node of a 3-node RabbitMQ cluster — the leader of the refresher's
 quorum queue — ``kill -9``ed during a steady 200 callbacks/s.
 
 The test's own cluster (``tools.rabbit_cluster``: three nodes from Debian's

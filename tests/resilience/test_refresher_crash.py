@@ -3,7 +3,8 @@
 The event was acknowledged once its ticket was durable (``refresh_state.requested``),
 so the broker will not hand it out again: the pending work (``requested >
 completed``) must be taken over by another replica's sweeper, or by the restarted
-process, once the dead holder's lease (``REFRESHER_LEASE_SECONDS``) runs out.
+process, once the dead holder's lease (``REFRESHER_LEASE_SECONDS``, at its default)
+runs out.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tests.resilience.stack import (
 )
 from tests.waiting import eventually
 
-LEASE_SECONDS = 3.0
+LEASE_SECONDS = Settings.model_fields["refresher_lease_seconds"].default  # 10 s
 SWEEP_SECONDS = 1.0  # RefreshCoordinator's sweep interval
 
 
@@ -79,7 +80,7 @@ class TestRefresherKilledMidRefresh:
         db: AsyncDatabase[Document], services: ServiceGroup, logbook: LogBook, figures: Figures,
     ) -> None:
         """Rounds (2; long: 8) alternate two situations, each killing the lease holder
-        inside wall.get (held 2 s in VK; lease 3 s):
+        inside wall.get (held 2 s in VK; the default lease, 10 s):
 
         * two replicas run: the standby's sweeper finishes the refresh once the dead
           holder's lease has run out, then a fresh replica replaces the victim;
