@@ -18,7 +18,7 @@ Three servers in one run, all on the services' event loop (uvloop, ``shared.serv
   RabbitMQ's (``beam.smp``) likewise — less sensitive to the noise of a shared machine
   than throughput.
 * **Mean batch size**: events per published message, from the gateway's
-  ``gateway_batch_events`` histogram over the throughput runs.
+  ``gateway_batched_events_total`` / ``gateway_batches_total`` over the throughput runs.
 * **Latency at half load**: :mod:`bench.loadgen` open loop at half the gateway's median
   throughput, latency from each request's scheduled send time; baseline: the bare app
   at the same rate. **Broker alone**: the same rate of single publishes with confirms
@@ -101,7 +101,7 @@ def cpu_us_per_request(run: dict[str, Any], process: str) -> float:
     return 1e6 * percent / 100 * seconds / requests if requests else float("nan")
 
 
-_BATCH_LINE = re.compile(r"^gateway_batch_events_(sum|count) ([0-9.e+]+)$", re.MULTILINE)
+_BATCH_LINE = re.compile(r"^gateway_(batched_events|batches)_total ([0-9.e+]+)$", re.MULTILINE)
 
 
 async def batch_totals(proc: ServiceProc) -> tuple[float, float]:
@@ -109,7 +109,7 @@ async def batch_totals(proc: ServiceProc) -> tuple[float, float]:
     async with aiohttp.ClientSession() as session, session.get(f"{proc.base_url}/metrics") as response:
         text = await response.text()
     found = dict(_BATCH_LINE.findall(text))
-    return float(found.get("sum", 0)), float(found.get("count", 0))
+    return float(found.get("batched_events", 0)), float(found.get("batches", 0))
 
 
 DURABLE = ("naive", "gateway", "gateway_asyncio", "gateway_2workers")

@@ -81,7 +81,8 @@ class GroupCommit:
         return batch
 
     async def _commit(self, batch: list[Pending]) -> None:
-        metrics.BATCH_EVENTS.observe(len(batch))
+        metrics.BATCHES.inc()
+        metrics.BATCHED_EVENTS.inc(len(batch))
         try:
             await self._publish([pending.body for pending in batch], batch[0].correlation_id)
         except Exception as exc:

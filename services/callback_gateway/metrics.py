@@ -27,10 +27,9 @@ ACK_SECONDS = Histogram(
     "gateway_callback_ack_seconds", "Time from request to answer for accepted events",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-BATCH_EVENTS = Histogram(
-    "gateway_batch_events", "Events per published batch (one broker confirm each)",
-    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
-)
+# Mean events per batch (per broker confirm) = rate(events) / rate(batches).
+BATCHES = Counter("gateway_batches", "Batches published (one broker confirm each)")
+BATCHED_EVENTS = Counter("gateway_batched_events", "Events in the batches published")
 
 
 def type_label(event_type: str | None) -> str:
