@@ -22,7 +22,7 @@ def replay(events: list[float], spacing: RoundSpacing, duration: float) -> tuple
     """Rounds for ``events`` (arrival times) and the p99 of arrival → end of its round."""
     events = sorted(events)
     rounds, waits = 0, []
-    index, last_start, last_end, last_spacing = 0, None, 0.0, spacing.base
+    index, last_start, last_end, last_spacing, rate = 0, None, 0.0, spacing.base, 0.0
     while index < len(events):
         start = events[index] if last_start is None else max(
             events[index], last_start + last_spacing, last_end)
@@ -30,8 +30,9 @@ def replay(events: list[float], spacing: RoundSpacing, duration: float) -> tuple
         while covered < len(events) and events[covered] <= start:
             covered += 1
         waits += [start + duration - arrival for arrival in events[index:covered]]
-        last_spacing = spacing.after(covered - index,
-                                     None if last_start is None else start - last_start)
+        rate = spacing.rate(covered - index, None if last_start is None else start - last_start,
+                            rate)
+        last_spacing = spacing.for_rate(rate)
         rounds, last_start, last_end, index = rounds + 1, start, start + duration, covered
     return rounds, sorted(waits)[int(0.99 * len(waits)) - 1]
 

@@ -261,7 +261,8 @@ class RefreshCoordinator:
             while True:
                 # Not too often: events meanwhile are covered by this round.
                 await asyncio.sleep(delay)
-                current, spacing = await self._start_round(lease)
+                current, rate = await self._start_round(lease)
+                spacing = self._spacing.for_rate(rate)
                 # After the stamp is written, so the next stamp is the spacing after it.
                 started = time.monotonic()
                 try:
@@ -273,7 +274,7 @@ class RefreshCoordinator:
                     raise
                 self.rounds += 1
                 self.coalesced += max(0, current.covered - 1)
-                if await self._finish_round(lease, current.target, spacing):
+                if await self._finish_round(lease, current.target, spacing, rate):
                     return
                 # More events came during the round: refresh again.
                 delay = max(0.0, started + spacing - time.monotonic())
@@ -287,7 +288,7 @@ class RefreshCoordinator:
                 await heartbeat
 
     async def _start_round(self, lease: Lease) -> tuple[Round, float]:
-        """Stamp and fence a new round; the round, and the spacing before the next one."""
+        """Stamp and fence a new round; the round, and the key's event rate at it."""
         state = await self._states.find_one_and_update(
             lease.held, [{"$set": {"fence": {"$add": ["$fence", 1]},
                                    "previous_round_started_at": "$round_started_at",
@@ -302,13 +303,16 @@ class RefreshCoordinator:
             state["round_started_at"] - previous).total_seconds()
         return Round(fence=int(state["fence"]), target=target, covered=covered,
                      correlation_id=state.get("correlation_id"),
-                     reconcile=bool(state.get("reconcile"))), self._spacing.after(covered, since)
+                     reconcile=bool(state.get("reconcile"))), self._spacing.rate(
+                         covered, since, float(state.get("event_rate", 0.0)))
 
-    async def _finish_round(self, lease: Lease, target: int, spacing: float) -> bool:
+    async def _finish_round(self, lease: Lease, target: int, spacing: float,
+                            rate: float) -> bool:
         """Mark ``target`` completed; release the lease (True) unless new tickets came."""
         state = await self._states.find_one_and_update(
             lease.held, {"$max": {"completed": target},
-                         "$set": {"retry_at": None, "failures": 0, "round_spacing": spacing}},
+                         "$set": {"retry_at": None, "failures": 0, "round_spacing": spacing,
+                                  "event_rate": rate}},
             return_document=ReturnDocument.AFTER)
         if state is None:
             raise LeaseLost(lease.key.id)

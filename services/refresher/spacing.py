@@ -12,12 +12,16 @@ trade depends on how busy the key is:
   events one VK call covers, and the fewer calls per second the key costs.
 
 The rate is measured from the round itself — the tickets it covers over the time since
-the previous round started — so it needs no state besides the round stamps the
-coordinator keeps anyway, and adapts within one round when a burst starts or ends.
+the previous round started — and remembered with a fading memory (``memory``, 1 s): the
+key's rate is the larger of the measured one and the remembered one decayed by
+``exp(-since / memory)``. So a key stays stretched through the gaps and stragglers of
+a burst (a slow round covering few tickets), yet a key quiet for a few seconds is back
+to the base spacing, and its next event is refreshed at once.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -26,12 +30,23 @@ class RoundSpacing:
     base: float = 0.3  # seconds between rounds of a key with few events
     per_event: float = 0.012  # seconds added per event/s of the key's rate
     maximum: float = 2.0  # the longest spacing, however busy the key
+    memory: float = 1.0  # seconds: how fast a busy key's remembered rate fades
 
-    def after(self, covered: int, since_previous: float | None) -> float:
-        """The spacing after a round covering ``covered`` tickets, ``since_previous`` seconds
-        after the previous round started (``None``: the key's first round)."""
-        if since_previous is None or covered <= 0:
-            rate = 0.0
-        else:
-            rate = covered / max(since_previous, self.base, 0.001)
+    def rate(self, covered: int, since_previous: float | None,
+             remembered: float = 0.0) -> float:
+        """The key's event rate at a round covering ``covered`` tickets, ``since_previous``
+        seconds after the previous round started (``None``: the key's first round), given
+        the rate ``remembered`` from that round."""
+        if since_previous is None:
+            return 0.0
+        measured = covered / max(since_previous, self.base, 0.001) if covered > 0 else 0.0
+        return max(measured, remembered * math.exp(-since_previous / self.memory))
+
+    def for_rate(self, rate: float) -> float:
+        """The spacing before the next round of a key with ``rate`` events per second."""
         return min(self.maximum, max(0.0, self.base + self.per_event * rate))
+
+    def after(self, covered: int, since_previous: float | None,
+              remembered: float = 0.0) -> float:
+        """The spacing after a round (see :meth:`rate`)."""
+        return self.for_rate(self.rate(covered, since_previous, remembered))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -254,8 +255,9 @@ class TestRefreshCoordinator:
         late: list[int] = []
 
         class RaceAtRelease(RefreshCoordinator):
-            async def _finish_round(self, lease: Any, target: int, spacing: float) -> bool:
-                released = await super()._finish_round(lease, target, spacing)
+            async def _finish_round(self, lease: Any, target: int, spacing: float,
+                                    rate: float) -> bool:
+                released = await super()._finish_round(lease, target, spacing, rate)
                 if released and not late:
                     late.append(await self.request(KEY))  # the drain has not ended yet
                 return released
@@ -303,7 +305,8 @@ class TestRefreshCoordinator:
         than one per base spacing (0.1 s); then, after a quiet spell, an event's round starts
         at once, and the stored spacing is back near the base."""
         refresh = RecordingRefresh(duration=0.01)
-        coordinator = make(refresh, spacing=RoundSpacing(base=0.1, per_event=0.01, maximum=0.6))
+        coordinator = make(refresh, spacing=RoundSpacing(base=0.1, per_event=0.01, maximum=0.6,
+                                                         memory=0.2))
         loop = asyncio.get_running_loop()
         started = loop.time()
         ticket = 0
@@ -320,29 +323,32 @@ class TestRefreshCoordinator:
         await settled(coordinator, await coordinator.request(KEY))
         assert refresh.started[-1] - requested_at < 0.1
         state = await db[REFRESH_STATE].find_one({"_id": KEY.id})
-        assert state is not None and 0.1 <= state["round_spacing"] < 0.2  # ~1 event in 0.7 s
+        # ~1 event in 0.7 s, and the busy rate's memory (0.2 s) has faded.
+        assert state is not None and 0.1 <= state["round_spacing"] < 0.2
 
 
 class TestRoundSpacing:
-    SPACING = RoundSpacing(base=0.3, per_event=0.012, maximum=2.0)
+    SPACING = RoundSpacing(base=0.3, per_event=0.012, maximum=2.0, memory=1.0)
 
-    @pytest.mark.parametrize(("covered", "since", "expected"), [
-        (1, None, 0.3),  # a key's first round: no rate yet
-        (1, 600.0, 0.30002),  # quiet for 10 minutes: 1/600 event/s
-        (0, 0.5, 0.3),  # nothing covered (a retry)
-        (10, 0.5, 0.54),  # 20 events/s: the freshness benchmark's key
-        (25, 0.5, 0.9),  # 50 events/s: the burst benchmark's key
-        (50, 0.1, 2.0),  # faster than the base spacing: measured over the base, capped
-        (1000, 1.0, 2.0),  # a flood: the maximum
+    @pytest.mark.parametrize(("covered", "since", "remembered", "expected"), [
+        (1, None, 0.0, 0.3),  # a key's first round: no rate yet
+        (1, 600.0, 50.0, 0.30002),  # quiet for 10 minutes: 1/600 event/s, memory faded
+        (0, 0.5, 0.0, 0.3),  # nothing covered (a retry)
+        (10, 0.5, 0.0, 0.54),  # 20 events/s: the freshness benchmark's key
+        (25, 0.5, 0.0, 0.9),  # 50 events/s: the burst benchmark's key
+        (2, 0.5, 50.0, 0.3 + 0.012 * 50 * math.exp(-0.5)),  # a burst's stragglers: remembered
+        (50, 0.1, 0.0, 2.0),  # faster than the base spacing: measured over the base, capped
+        (1000, 1.0, 0.0, 2.0),  # a flood: the maximum
     ])
     def test_spacing_grows_with_the_rate_of_events(self, covered: int, since: float | None,
-                                                   expected: float) -> None:
-        """base + per_event × (tickets covered / seconds since the previous round), capped."""
-        assert self.SPACING.after(covered, since) == pytest.approx(expected)
+                                                   remembered: float, expected: float) -> None:
+        """base + per_event × max(tickets covered / seconds since the previous round,
+        the remembered rate faded by exp(-since / memory)), capped."""
+        assert self.SPACING.after(covered, since, remembered) == pytest.approx(expected)
 
     def test_no_stretch_is_a_fixed_spacing(self) -> None:
         """per_event 0: the old fixed minimum interval."""
-        assert RoundSpacing(0.5, 0.0, 0.5).after(500, 0.5) == 0.5
+        assert RoundSpacing(0.5, 0.0, 0.5).after(500, 0.5, 100.0) == 0.5
 
 
 class TestTicketBatching:
