@@ -17,6 +17,7 @@ the field and the type of the value found (never the value: it may be a token).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -130,6 +131,20 @@ def _bson_id(value: Any) -> Any:
 def id_label(value: Any) -> str:
     """An id as it appears in logs and messages (binary ids in hex)."""
     return value.hex() if isinstance(value, bytes) else str(value)
+
+
+def ids_labelled(label: str) -> list[Any]:
+    """Every id whose :func:`id_label` is ``label``: messages carry ids as labels, so a
+    project whose ``_id`` is an ObjectId, an int or binary is found again by its label."""
+    ids: list[Any] = [label]
+    if ObjectId.is_valid(label):
+        ids.append(ObjectId(label))
+    if label.lstrip("-").isdigit() and str(int(label)) == label:
+        ids.append(int(label))
+    if label and len(label) % 2 == 0:
+        with contextlib.suppress(ValueError):  # not hex
+            ids.append(bytes.fromhex(label))
+    return ids
 
 
 def is_usable_id(value: Any) -> bool:

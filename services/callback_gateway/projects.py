@@ -32,6 +32,7 @@ from cachetools import TTLCache
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.callback_gateway.addressing import ProjectKeys, addressed_projects
+from shared.documents import id_label
 from shared.mongo import Document
 
 RECHECKS_PER_WINDOW = 3  # a rotation needs 2: the old secret refused, the new one found
@@ -159,7 +160,7 @@ class ProjectDirectory:
             projection={"_id": 1, "vk_confirmation_code": 1, "vk_callback_secret": 1},
         ).sort("_id", 1)
         return tuple([ProjectKeys(
-            project_id=str(document["_id"]),
+            project_id=id_label(document["_id"]),
             confirmation_code=str(document.get("vk_confirmation_code") or ""),
             callback_secret=str(document.get("vk_callback_secret") or "") or None,
         ) async for document in cursor])

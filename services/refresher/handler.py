@@ -17,7 +17,7 @@ from services.refresher.dedup import EventLedger
 from services.refresher.snapshot import StaleSnapshot, replace_snapshot
 from services.refresher.token_rest import TokenRest, rests_token
 from shared.broker import Broker
-from shared.documents import DocumentError, Project
+from shared.documents import DocumentError, Project, ids_labelled
 from shared.messages import CallbackEvent, ProjectUpdated, new_correlation_id
 from shared.mongo import PROCESSED_EVENTS, PROJECTS, ContentType, Document
 from shared.vk import (
@@ -93,7 +93,8 @@ class Refresher:
         # log lines of a callback lead from the gateway to this refresh and onwards.
         correlation_id = refresh_round.correlation_id or new_correlation_id()
         with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
-            document = await self._db[PROJECTS].find_one({"_id": key.project_id})
+            document = await self._db[PROJECTS].find_one(
+                {"_id": {"$in": ids_labelled(key.project_id)}})
             if document is None:
                 log.warning("refresh_for_unknown_project", project_id=key.project_id)
                 return

@@ -35,6 +35,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from services.refresher import metrics
 from services.refresher.coalescing import RefreshCoordinator, RefreshKey
+from shared.documents import id_label
 from shared.messages import new_correlation_id
 from shared.mongo import ContentType, Document
 
@@ -135,7 +136,7 @@ class Reconciler:
         skipped = len(ContentType) - len(project_plan.due)
         metrics.RECONCILED.labels(outcome="skipped_recent").inc(skipped)
         if project_plan.due:
-            project_id = str(project["_id"])
+            project_id = id_label(project["_id"])
             correlation_id = new_correlation_id()
             await asyncio.gather(*(
                 self._coordinator.request(RefreshKey(project_id, content), correlation_id,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+from bson import Int64, ObjectId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -38,6 +39,27 @@ class TestRefresher:
             await refresher(RefreshKey(project_id, ContentType.SCHEDULED), first_round())
         texts = {d["text"] async for d in db["scheduled_posts"].find({"project_id": project_id})}
         assert texts == {"p0", "p1", "p2"}
+        project = await db[PROJECTS].find_one({"_id": project_id})
+        assert project is not None and project["refresh_status"]["scheduled"]["ok"] is True
+
+    @pytest.mark.parametrize("project_id", [ObjectId(), 4242, Int64(77)], ids=["objectid", "int", "long"])
+    async def test_a_project_whose_id_is_not_a_string_is_found_by_its_label(
+        self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document],
+        mongo_client: AsyncMongoClient[Document], broker: Broker, project_id: object,
+    ) -> None:
+        """Messages carry ids as labels (``str``): a project written by others with an
+        ObjectId or a number as ``_id`` is still refreshed, and its status recorded."""
+        community = await vk_sandbox.control.create_community()
+        admin = await vk_sandbox.control.create_user(admin_of=[community.group_id])
+        await db[PROJECTS].insert_one({"_id": project_id, "vk_group_id": community.group_id,
+                                       "vk_user_token": admin.token})
+        await vk_sandbox.control.create_post(community.group_id, "later",
+                                             publish_date=1_900_000_000)
+        async with VkClient.from_settings(vk_settings) as vk:
+            refresher = Refresher(mongo_client, db, vk, broker, published_limit=100)
+            await refresher(RefreshKey(str(project_id), ContentType.SCHEDULED), first_round())
+        texts = [d["text"] async for d in db["scheduled_posts"].find({"project_id": str(project_id)})]
+        assert texts == ["later"]
         project = await db[PROJECTS].find_one({"_id": project_id})
         assert project is not None and project["refresh_status"]["scheduled"]["ok"] is True
 

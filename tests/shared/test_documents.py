@@ -8,7 +8,15 @@ from typing import Any
 import pytest
 from bson import Decimal128, Int64, ObjectId
 
-from shared.documents import DocumentError, Project, SystemPost, bson_type, is_usable_id
+from shared.documents import (
+    DocumentError,
+    Project,
+    SystemPost,
+    bson_type,
+    id_label,
+    ids_labelled,
+    is_usable_id,
+)
 
 WHEN = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 OID = ObjectId("65a000000000000000000001")
@@ -155,3 +163,15 @@ class TestBsonTypes:
     ])
     def test_usable_ids(self, value: Any, usable: bool) -> None:
         assert is_usable_id(value) is usable
+
+    @pytest.mark.parametrize("value", ["p1", "42", OID, 42, -7, b"\x01\xff", "abc"])
+    def test_an_id_is_found_again_by_its_label(self, value: Any) -> None:
+        """What a message carries (the label) leads back to the id as stored."""
+        assert value in ids_labelled(id_label(value))
+
+    @pytest.mark.parametrize(("label", "others"), [
+        ("p1", []), ("042", []), ("-7", [-7]), ("abcd", [b"\xab\xcd"]),
+    ])
+    def test_only_ids_with_that_exact_label(self, label: str, others: list[Any]) -> None:
+        """No near miss: ``042`` is not the int 42 (whose label is ``42``)."""
+        assert ids_labelled(label) == [label, *others]
