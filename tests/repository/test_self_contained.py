@@ -1,7 +1,7 @@
 """The repository is self-contained: no tracked file refers to a path outside its tree.
 
 A fresh clone in any folder must work, so nothing may point at siblings of the checkout
-(``../shared/...``), at this machine's folders (``/work/...``, a home directory) or at the
+(``../sibling/...``), at this machine's folders (``/work/...``, a home directory) or at the
 checkout's own absolute location. :func:`outside_references` finds such references in one
 file's text; the scan runs it over every file ``git ls-files`` lists.
 """
@@ -85,8 +85,8 @@ class TestOutsideReferences:
         ("tools/vk_sandbox/schema.py", 'Path(__file__).parents[2] / ".." / "shared"'),
         ("tools/vk_sandbox/schema.py", "root = Path(__file__).resolve().parents[3]"),
         ("tools/x.py", 'SCHEMA = Path("..") / "shared"'),
-        ("Makefile", "VK_API_SCHEMA_DIR ?= ../shared/vk-api-schema"),
-        ("deploy/README.md", "see [the schema](../../shared/vk-api-schema/README.md)"),
+        ("Makefile", "VK_API_SCHEMA_DIR ?= ../sibling/vk-api-schema"),
+        ("deploy/README.md", "see [the schema](../../sibling/vk-api-schema/README.md)"),
         ("tools/s/wall/objects.json", '"$ref": "../../../../x/objects.json#/definitions/y"'),
         ("tools/s/wall/objects.json", '"mapping": {"a": "../../../../x/objects.json"}'),
         ("README.md", "export VK_API_SCHEMA_DIR=/work/shared/vk-api-schema"),
