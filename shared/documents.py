@@ -42,7 +42,7 @@ class DocumentError(ValueError):
     """A document that cannot be used; the message names the field and the value's type."""
 
 
-class Status(StrEnum):
+class PostStatus(StrEnum):
     """``system_posts.status`` of the data contract."""
 
     PENDING = "pending_publication"
@@ -57,7 +57,7 @@ OTHER_STATUS = "other"
 def count_by_status(groups: Iterable[tuple[Any, int]]) -> dict[str, int]:
     """Posts per status from ``(status value, count)`` groups: every known status (0 when
     there is none), and ``other`` for values written by others that are none of them."""
-    known = [status.value for status in Status]
+    known = [status.value for status in PostStatus]
     counts = dict.fromkeys([*known, OTHER_STATUS], 0)
     for value, count in groups:
         counts[value if isinstance(value, str) and value in known else OTHER_STATUS] += count

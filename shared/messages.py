@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, ClassVar
 from uuid import uuid4
 
@@ -59,13 +60,22 @@ class CallbackEvent(BrokerMessage):
     retry_counter: int | None = None
 
 
+class UpdateReason(StrEnum):
+    """Why a project changed: ``ProjectUpdated.reason``, stored as the update log's ``reason``."""
+
+    REFRESH = "refresh"  # a refresh changed the cache or its outcome
+    REFRESH_FAILED = "refresh_failed"  # a refresh failed permanently (``refresh_status``)
+    SYSTEM_POST = "system_post"  # the post tracker (or the ops CLI) changed a system post
+
+
 class ProjectUpdated(BrokerMessage):
     """A project's data changed; the notifier tells the frontend."""
 
     kind: ClassVar[str] = "project_updated"
     project_id: str = Field(min_length=1)
     content_types: tuple[ContentType, ...] = ()
-    reason: str = Field(min_length=1)  # e.g. "refresh", "system_post"
+    # An UpdateReason; read as text, so a reason only a newer producer knows still passes.
+    reason: str = Field(min_length=1)
     occurred_at: AwareDatetime = Field(default_factory=utc_now)
 
 

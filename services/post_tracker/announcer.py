@@ -16,12 +16,10 @@ from typing import Protocol
 import structlog
 
 from services.post_tracker import metrics
-from shared.messages import ProjectUpdated
+from shared.messages import ProjectUpdated, UpdateReason
 from shared.retry import backoff_seconds
 
 log = structlog.get_logger(__name__)
-
-REASON = "system_post"
 
 
 class UpdatePublisher(Protocol):
@@ -40,7 +38,8 @@ class Announcer:
 
     def announce(self, project_id: str, correlation_id: str) -> None:
         """Publish ``ProjectUpdated(project_id, reason="system_post")`` in the background."""
-        update = ProjectUpdated(project_id=project_id, reason=REASON, correlation_id=correlation_id)
+        update = ProjectUpdated(project_id=project_id, reason=UpdateReason.SYSTEM_POST,
+                                correlation_id=correlation_id)
         task = asyncio.create_task(self._publish(update))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)

@@ -29,8 +29,8 @@ from services.post_tracker.variables import merge_variables
 from shared.documents import (
     BsonId,
     DocumentError,
+    PostStatus,
     Project,
-    Status,
     SystemPost,
     as_integer,
     id_label,
@@ -69,7 +69,7 @@ def read_post(document: Document) -> SystemPost | Unusable:
 def due_filter(now: datetime) -> Document:
     """Pending posts whose date has come and that are not held back by a back-off."""
     return {
-        "status": Status.PENDING.value,
+        "status": PostStatus.PENDING.value,
         "publication_date": {"$lte": now},
         "$or": [{"not_before": None}, {"not_before": {"$lte": now}}],
     }
@@ -77,7 +77,7 @@ def due_filter(now: datetime) -> Document:
 
 def claim_fence(post: SystemPost) -> Document:
     """Matches the post only while it is still in the claim ``post`` was read under."""
-    return {"_id": post.id, "status": Status.PUBLISHING.value, "claimed_by": post.claimed_by,
+    return {"_id": post.id, "status": PostStatus.PUBLISHING.value, "claimed_by": post.claimed_by,
             "claimed_at": post.claimed_at}
 
 
@@ -85,7 +85,7 @@ def claim_update(candidate: SystemPost, *, instance_id: str, now: datetime,
                  sent_text: str, guid: str) -> Document:
     """The claim: status, who, when, the text about to be sent and its guid."""
     return {"$set": {
-        "status": Status.PUBLISHING.value,
+        "status": PostStatus.PUBLISHING.value,
         "claimed_by": instance_id,
         "claimed_at": now,
         "sent_text": sent_text,
@@ -120,7 +120,7 @@ class PostStore:
     async def unusable_pending(self) -> list[Unusable]:
         """Pending posts that can never become due: no usable project id, or a
         ``publication_date`` that is not a date (a string, a number, missing)."""
-        cursor = self._posts.find({"status": Status.PENDING.value, "$or": [
+        cursor = self._posts.find({"status": PostStatus.PENDING.value, "$or": [
             {"project_id": {"$type": [*_NOT_ID_TYPES, "double", "decimal"]}},
             {"project_id": {"$exists": False}},
             {"publication_date": {"$not": {"$type": "date"}}},
@@ -135,21 +135,21 @@ class PostStore:
 
         With ``fence_text`` only while its text is still ``text`` (what was judged).
         """
-        fence: Document = {"_id": post_id, "status": Status.PENDING.value}
+        fence: Document = {"_id": post_id, "status": PostStatus.PENDING.value}
         if fence_text:
             fence["text"] = text
         result = await self._posts.update_one(fence, {"$set": {
-            "status": Status.ERROR.value, "error": reason, "error_code": None,
+            "status": PostStatus.ERROR.value, "error": reason, "error_code": None,
             "failed_at": now}})
         return result.modified_count == 1
 
     async def next_due_after(self, now: datetime) -> datetime | None:
         """When the next pending post becomes due: its date, or the end of its back-off."""
         planned = await self._posts.find_one(
-            {"status": Status.PENDING.value, "publication_date": {"$gt": now}},
+            {"status": PostStatus.PENDING.value, "publication_date": {"$gt": now}},
             projection={"publication_date": 1}, sort=_OLDEST_FIRST)
         held = await self._posts.find_one(
-            {"status": Status.PENDING.value, "publication_date": {"$lte": now},
+            {"status": PostStatus.PENDING.value, "publication_date": {"$lte": now},
              "not_before": {"$gt": now}},
             projection={"not_before": 1}, sort=[("not_before", ASCENDING)])
         times: list[datetime] = []
@@ -161,7 +161,7 @@ class PostStore:
 
     async def projects_publishing(self) -> list[BsonId]:
         return [value for value in await self._posts.distinct(
-            "project_id", {"status": Status.PUBLISHING.value}) if is_usable_id(value)]
+            "project_id", {"status": PostStatus.PUBLISHING.value}) if is_usable_id(value)]
 
     # --- publishing ---------------------------------------------------------------------
 
@@ -195,13 +195,13 @@ class PostStore:
 
     async def record_failed(self, post: SystemPost, decision: Fail, now: datetime) -> bool:
         result = await self._posts.update_one(claim_fence(post), {"$set": {
-            "status": Status.ERROR.value, "error": decision.error, "error_code": decision.code,
+            "status": PostStatus.ERROR.value, "error": decision.error, "error_code": decision.code,
             "attempts": decision.attempts, "failed_at": now}})
         return result.modified_count == 1
 
     async def record_retry(self, post: SystemPost, decision: Retry) -> bool:
         result = await self._posts.update_one(claim_fence(post), {
-            "$set": {"status": Status.PENDING.value, "attempts": decision.attempts,
+            "$set": {"status": PostStatus.PENDING.value, "attempts": decision.attempts,
                      "not_before": decision.not_before, "last_error": decision.error,
                      "last_error_code": decision.code},
             "$unset": {"claimed_by": "", "claimed_at": "", "sent_text": ""},
@@ -219,14 +219,14 @@ class PostStore:
     # --- verification -------------------------------------------------------------------
 
     async def publishing(self, project_id: BsonId) -> list[SystemPost | Unusable]:
-        cursor = self._posts.find({"project_id": project_id, "status": Status.PUBLISHING.value},
+        cursor = self._posts.find({"project_id": project_id, "status": PostStatus.PUBLISHING.value},
                                   sort=[("claimed_at", ASCENDING), ("_id", ASCENDING)])
         return [read_post(document) async for document in cursor]
 
     async def reserved_ids(self, project_id: BsonId) -> set[int]:
         """Wall ids already known as other (not ``publishing``) system posts of the project."""
         cursor = self._posts.find(
-            {"project_id": project_id, "status": {"$ne": Status.PUBLISHING.value},
+            {"project_id": project_id, "status": {"$ne": PostStatus.PUBLISHING.value},
              "vk_post_id": {"$type": "number"}},
             projection={"vk_post_id": 1})
         return {post_id async for document in cursor
@@ -238,7 +238,7 @@ class PostStore:
         if posts:
             await self._posts.update_many(
                 {"_id": {"$in": [post.id for post in posts]},
-                 "status": Status.PUBLISHING.value}, {"$set": {"wall_read_at": now}})
+                 "status": PostStatus.PUBLISHING.value}, {"$set": {"wall_read_at": now}})
 
     async def delete_verified(self, post: SystemPost) -> bool:
         result = await self._posts.delete_one(claim_fence(post))
@@ -247,9 +247,9 @@ class PostStore:
     async def mark_possible_error(self, post: SystemPost | Unusable, error: str,
                                   now: datetime) -> bool:
         fence = (claim_fence(post) if isinstance(post, SystemPost)
-                 else {"_id": post.id, "status": Status.PUBLISHING.value})
+                 else {"_id": post.id, "status": PostStatus.PUBLISHING.value})
         result = await self._posts.update_one(fence, {"$set": {
-            "status": Status.POSSIBLE_ERROR.value, "error": error, "failed_at": now}})
+            "status": PostStatus.POSSIBLE_ERROR.value, "error": error, "failed_at": now}})
         return result.modified_count == 1
 
     async def status_groups(self) -> list[tuple[Any, int]]:

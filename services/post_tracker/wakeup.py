@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.documents import Status
+from shared.documents import PostStatus
 
 WAKE_PIPELINE: tuple[dict[str, Any], ...] = ({"$match": {"$or": [
     {"operationType": {"$in": ["insert", "replace"]}},
     {"operationType": "update",
-     "updateDescription.updatedFields.status": Status.PENDING.value},
+     "updateDescription.updatedFields.status": PostStatus.PENDING.value},
     {"operationType": "update",
      "updateDescription.updatedFields.publication_date": {"$exists": True}},
 ]}},)

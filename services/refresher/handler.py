@@ -18,7 +18,7 @@ from services.refresher.snapshot import StaleSnapshot, replace_snapshot
 from services.refresher.token_rest import TokenRest, rests_token
 from shared.broker import Broker
 from shared.documents import DocumentError, Project, ids_labelled
-from shared.messages import CallbackEvent, ProjectUpdated, new_correlation_id
+from shared.messages import CallbackEvent, ProjectUpdated, UpdateReason, new_correlation_id
 from shared.mongo import PROCESSED_EVENTS, PROJECTS, ContentType, Document
 from shared.vk import (
     VkClient,
@@ -144,7 +144,7 @@ class Refresher:
             bound.warning("refresh_failed", error=str(exc), code=exc.code,
                           token_resting=token_rests)
             if changed:
-                await self._announce(project, content, correlation_id, "refresh_failed")
+                await self._announce(project, content, correlation_id, UpdateReason.REFRESH_FAILED)
             return
         if resting:
             await self._end_rest(project)
@@ -164,7 +164,7 @@ class Refresher:
         bound.info("refresh_done", posts=len(posts), seconds=round(elapsed, 3),
                    changed=wrote or changed, reconcile=refresh_round.reconcile)
         if wrote or changed:
-            await self._announce(project, content, correlation_id, "refresh")
+            await self._announce(project, content, correlation_id, UpdateReason.REFRESH)
         else:
             metrics.REFRESHES_UNCHANGED.labels(content_type=content.value).inc()
 
@@ -232,10 +232,10 @@ class Refresher:
         log.info("refresh_skipped_token_resting", project_id=project.label,
                  content_type=content.value, code=rest.code)
         if await self._record(project, content, error=rest.error, token_resting=True):
-            await self._announce(project, content, correlation_id, "refresh_failed")
+            await self._announce(project, content, correlation_id, UpdateReason.REFRESH_FAILED)
 
     async def _announce(self, project: Project, content: ContentType, correlation_id: str,
-                        reason: str) -> None:
+                        reason: UpdateReason) -> None:
         await self._broker.publish_update(ProjectUpdated(
             project_id=project.label, content_types=(content,), reason=reason,
             correlation_id=correlation_id))

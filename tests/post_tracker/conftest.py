@@ -19,7 +19,7 @@ from services.post_tracker.decisions import RetryRules
 from services.post_tracker.options import TrackerOptions
 from services.post_tracker.tracker import Tracker
 from shared.broker import AckPolicy, Broker
-from shared.documents import Status
+from shared.documents import PostStatus
 from shared.messages import ProjectUpdated
 from shared.mongo import GLOBAL_VARIABLES, PROJECTS, SYSTEM_POSTS, Document
 from shared.retry import BackoffPolicy
@@ -71,7 +71,7 @@ async def new_community(db: AsyncDatabase[Document], sandbox: RunningSandbox) ->
 
 async def insert_post(db: AsyncDatabase[Document], project_id: str, text: str, *,
                       at: datetime | None = None, attachments: list[str] | None = None,
-                      status: Status = Status.PENDING, **extra: Any) -> ObjectId:
+                      status: PostStatus = PostStatus.PENDING, **extra: Any) -> ObjectId:
     """A system post as the rest of the product writes it."""
     document: Document = {
         "project_id": project_id, "text": text, "attachments": attachments or [],
@@ -108,7 +108,7 @@ def state_is(db: AsyncDatabase[Document], post_id: ObjectId,
     return probe
 
 
-async def wait_status(db: AsyncDatabase[Document], post_id: ObjectId, status: Status,
+async def wait_status(db: AsyncDatabase[Document], post_id: ObjectId, status: PostStatus,
                       timeout: float = 10) -> Document:
     document = await eventually(
         state_is(db, post_id, lambda doc: doc is not None and doc["status"] == status.value),

@@ -14,7 +14,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from structlog.testing import capture_logs
 
 from shared.broker import Broker
-from shared.documents import Status
+from shared.documents import PostStatus
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.conftest import RunningSandbox
@@ -106,7 +106,7 @@ class TestResendWithGuid:
         post_id = await insert_post(db, community.project_id, "Lost in the void")
         async with running_trackers(db, settings, broker,
                                     fast_options(verify_timeout_seconds=4.0)):
-            document = await wait_status(db, post_id, Status.POSSIBLE_ERROR, timeout=15)
+            document = await wait_status(db, post_id, PostStatus.POSSIBLE_ERROR, timeout=15)
             await inbox.wait_for(community.project_id, 1)
         assert document["error"] == "not found on the wall within 4 s"
         calls = await vk_sandbox.control.calls("wall.post")

@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from services.post_tracker.tracker import Tracker
 from shared.broker import Broker
-from shared.documents import Status
+from shared.documents import PostStatus
 from shared.mongo import GLOBAL_VARIABLES, Document
 from shared.retry import BackoffPolicy
 from shared.settings import Settings
@@ -108,7 +108,7 @@ class TestPublishAndVerify:
         post_id = await insert_post(db, community.project_id,
                                     "Hi {{city}} {{nope_var}} {{ price }} {{nope_var}}")
         async with running_trackers(db, tracker_settings, broker, fast_options()):
-            document = await wait_status(db, post_id, Status.ERROR)
+            document = await wait_status(db, post_id, PostStatus.ERROR)
             await inbox.wait_for(community.project_id, 1)
         assert document["error"] == "unknown variable(s): nope_var, price"
         assert "claimed_by" not in document
@@ -125,7 +125,7 @@ class TestPublishAndVerify:
         async with running_trackers(db, tracker_settings, broker, fast_options()):
             await wait_deleted(db, due)
         document = await db["system_posts"].find_one({"_id": later})
-        assert document is not None and document["status"] == Status.PENDING.value
+        assert document is not None and document["status"] == PostStatus.PENDING.value
         assert "claimed_by" not in document
         assert [post["text"] for post in await published(vk_sandbox, community.group_id)] == [
             "now"]
@@ -144,7 +144,7 @@ class TestVerification:
             waiting = await eventually(
                 lambda: db["system_posts"].find_one({"_id": post_id, "vk_post_id": {"$ne": None}}),
                 what="the post id to be stored")
-            assert waiting["status"] == Status.PUBLISHING.value
+            assert waiting["status"] == PostStatus.PUBLISHING.value
             await wait_deleted(db, post_id, timeout=10)
         assert len(await published(vk_sandbox, community.group_id)) == 1
 
@@ -156,15 +156,15 @@ class TestVerification:
         claimed = now() - timedelta(seconds=1)
         bookkeeping: dict[str, Any] = {"claimed_by": "dead-tracker", "claimed_at": claimed}
         on_wall = await insert_post(db, community.project_id, "Made it",
-                                    status=Status.PUBLISHING, sent_text="Made it", **bookkeeping)
+                                    status=PostStatus.PUBLISHING, sent_text="Made it", **bookkeeping)
         await vk_sandbox.control.create_post(community.group_id, "made   IT")
         never_sent = await insert_post(db, community.project_id, "Did not",
-                                       status=Status.PUBLISHING, sent_text="Did not",
+                                       status=PostStatus.PUBLISHING, sent_text="Did not",
                                        **bookkeeping)
         async with running_trackers(db, tracker_settings, broker,
                                     fast_options(verify_timeout_seconds=2.0)):
             await wait_deleted(db, on_wall)
-            await wait_status(db, never_sent, Status.POSSIBLE_ERROR)
+            await wait_status(db, never_sent, PostStatus.POSSIBLE_ERROR)
         assert await vk_sandbox.control.calls("wall.post") == []
 
 
@@ -178,12 +178,12 @@ class TestVerification:
         wall_post = await vk_sandbox.control.create_post(community.group_id, "Confirmed")
         await vk_sandbox.control.inject_fault("error", method="wall.get", code=5, count=1000)
         post_id = await insert_post(db, community.project_id, "Confirmed",
-                                    status=Status.PUBLISHING, sent_text="Confirmed",
+                                    status=PostStatus.PUBLISHING, sent_text="Confirmed",
                                     claimed_by="gone", claimed_at=now(), guid="g",
                                     vk_post_id=wall_post["id"])
         async with running_trackers(db, tracker_settings, broker,
                                     fast_options(verify_timeout_seconds=2.0)):
-            document = await wait_status(db, post_id, Status.POSSIBLE_ERROR)
+            document = await wait_status(db, post_id, PostStatus.POSSIBLE_ERROR)
         assert document["error"].startswith("not verified: wall unreadable: VK error 5 in "
                                             "wall.get")
         assert await vk_sandbox.control.calls("wall.post") == []
@@ -195,14 +195,14 @@ class TestVerification:
         fail, the post is "not found on the wall", with the last failure added."""
         community = await new_community(db, vk_sandbox)
         post_id = await insert_post(db, community.project_id, "Never made it",
-                                    status=Status.PUBLISHING, sent_text="Never made it",
+                                    status=PostStatus.PUBLISHING, sent_text="Never made it",
                                     claimed_by="gone", claimed_at=now())
         async with running_trackers(db, tracker_settings, broker,
                                     fast_options(verify_timeout_seconds=2.0)):
             await eventually(lambda: db["system_posts"].find_one(
                 {"_id": post_id, "wall_read_at": {"$ne": None}}), what="a look at the wall")
             await vk_sandbox.control.inject_fault("error", method="wall.get", code=5, count=1000)
-            document = await wait_status(db, post_id, Status.POSSIBLE_ERROR)
+            document = await wait_status(db, post_id, PostStatus.POSSIBLE_ERROR)
         assert document["error"].startswith(
             "not found on the wall within 2 s (the last look failed: wall unreadable: VK error 5")
 
@@ -218,7 +218,7 @@ class TestVerification:
         for index in range(25):
             await vk_sandbox.control.create_post(community.group_id, f"newer {index}")
         post_id = await insert_post(db, community.project_id, "Deep down",
-                                    status=Status.PUBLISHING, sent_text="Deep down",
+                                    status=PostStatus.PUBLISHING, sent_text="Deep down",
                                     claimed_by="gone", claimed_at=claimed)
         with capture_logs(processors=WITH_CONTEXT) as logs:
             async with running_trackers(db, tracker_settings, broker, fast_options()):
@@ -240,7 +240,7 @@ class TestErrors:
         await vk_sandbox.control.inject_fault("error", method="wall.post", code=214, count=1)
         post_id = await insert_post(db, community.project_id, "Refused")
         async with running_trackers(db, tracker_settings, broker, fast_options()):
-            document = await wait_status(db, post_id, Status.ERROR)
+            document = await wait_status(db, post_id, PostStatus.ERROR)
             await inbox.wait_for(community.project_id, 1)
         assert document["error_code"] == 214
         assert document["error"].startswith("VK error 214 in wall.post")
@@ -256,7 +256,7 @@ class TestErrors:
                                         {"$set": {"vk_user_token": token}})
         post_id = await insert_post(db, community.project_id, "No access")
         async with running_trackers(db, tracker_settings, broker, fast_options()):
-            document = await wait_status(db, post_id, Status.ERROR)
+            document = await wait_status(db, post_id, PostStatus.ERROR)
         assert document["error_code"] == 5
         assert token not in str(document)
 
@@ -266,7 +266,7 @@ class TestErrors:
         """A post of a project that does not exist fails at once; VK is not called."""
         post_id = await insert_post(db, "no-such-project", "Orphan")
         async with running_trackers(db, tracker_settings, broker, fast_options()):
-            document = await wait_status(db, post_id, Status.ERROR)
+            document = await wait_status(db, post_id, PostStatus.ERROR)
         assert document["error"] == "project not found"
         assert await vk_sandbox.control.calls("wall.post") == []
 
@@ -307,7 +307,7 @@ class TestErrors:
             tracker = Tracker(db, client, broker, fast_options(retry=rules), instance_id="budget")
             tracker.start()
             try:
-                document = await wait_status(db, post_id, Status.ERROR, timeout=15)
+                document = await wait_status(db, post_id, PostStatus.ERROR, timeout=15)
             finally:
                 await tracker.stop()
         assert (document["attempts"], document["error_code"]) == (5, 9)
@@ -322,7 +322,7 @@ class TestErrors:
         await vk_sandbox.control.inject_fault("error", method="wall.post", code=6, count=100)
         post_id = await insert_post(db, community.project_id, "Never gets through")
         async with running_trackers(db, tracker_settings, broker, fast_options()):
-            document = await wait_status(db, post_id, Status.ERROR)
+            document = await wait_status(db, post_id, PostStatus.ERROR)
         assert (document["error_code"], document["attempts"]) == (6, 3)
         assert document["error"].startswith("gave up after 3 attempts: VK error 6")
         assert len(await vk_sandbox.control.calls("wall.post")) == 3
@@ -342,7 +342,7 @@ class TestStop:
             document = await get_post(db, post_id)
         wall = await published(vk_sandbox, community.group_id)
         assert document is not None and len(wall) == 1
-        assert (document["status"], document["vk_post_id"]) == (Status.PUBLISHING.value,
+        assert (document["status"], document["vk_post_id"]) == (PostStatus.PUBLISHING.value,
                                                                 wall[0]["id"])
 
     async def test_call_cut_short_by_stop_is_left_publishing_then_verified(
@@ -360,7 +360,7 @@ class TestStop:
             document = await get_post(db, post_id)
         assert document is not None
         assert (document["status"], document["vk_post_id"], document["sent_text"]) == (
-            Status.PUBLISHING.value, None, "Cut short")
+            PostStatus.PUBLISHING.value, None, "Cut short")
         await vk_sandbox.control.clear_faults()
         async with running_trackers(db, tracker_settings, broker, fast_options()):
             await wait_deleted(db, post_id)
@@ -390,7 +390,7 @@ class TestMetrics:
         accepted = await insert_post(db, community.project_id, "Accepted",
                                      at=now() + timedelta(milliseconds=1))
         async with running_trackers(db, tracker_settings, broker, fast_options()):
-            await wait_status(db, refused, Status.ERROR)
+            await wait_status(db, refused, PostStatus.ERROR)
             await wait_deleted(db, accepted)
         assert sample("post_tracker_posts_published_total") - before["published"] == 1
         assert sample("post_tracker_posts_verified_total", way="id") - before["verified"] == 1
@@ -404,7 +404,7 @@ class TestMetrics:
             vk_sandbox: RunningSandbox) -> None:
         """Each cycle interval the gauge shows the collection's posts per status."""
         community = await new_community(db, vk_sandbox)
-        for status in (Status.ERROR, Status.ERROR, Status.POSSIBLE_ERROR):
+        for status in (PostStatus.ERROR, PostStatus.ERROR, PostStatus.POSSIBLE_ERROR):
             await insert_post(db, community.project_id, "failed before", status=status)
         await insert_post(db, community.project_id, "later", at=now() + timedelta(hours=1))
         await db["system_posts"].insert_one({"project_id": community.project_id,

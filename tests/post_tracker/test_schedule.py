@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 from services.post_tracker.wakeup import WAKE_PIPELINE
 from shared.broker import Broker
 from shared.change_wakeup import ChangeWakeup
-from shared.documents import Status
+from shared.documents import PostStatus
 from shared.mongo import SYSTEM_POSTS, Document
 from shared.settings import Settings
 from tests.conftest import RunningSandbox
@@ -91,12 +91,12 @@ class TestChangeWakeup:
             post_id = await insert_post(db, "p1", "x", at=now() + timedelta(hours=1))
             await eventually(lambda: asyncio.sleep(0, len(wakes) == 2), what="wake on insert")
             posts = db[SYSTEM_POSTS]
-            await posts.update_one({"_id": post_id}, {"$set": {"status": Status.PUBLISHING.value}})
+            await posts.update_one({"_id": post_id}, {"$set": {"status": PostStatus.PUBLISHING.value}})
             await posts.update_one({"_id": post_id}, {"$set": {"publication_date": now()}})
             # Events arrive in order: once the move woke it, the claim would have too.
             await eventually(lambda: asyncio.sleep(0, len(wakes) >= 3), what="wake on move")
             assert len(wakes) == 3
-            await posts.update_one({"_id": post_id}, {"$set": {"status": Status.PENDING.value}})
+            await posts.update_one({"_id": post_id}, {"$set": {"status": PostStatus.PENDING.value}})
             await eventually(lambda: asyncio.sleep(0, len(wakes) == 4), what="wake on requeue")
         finally:
             task.cancel()

@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.post_tracker.leases import ProjectLeases
 from services.post_tracker.store import PostStore
-from shared.documents import Status, SystemPost, count_by_status
+from shared.documents import PostStatus, SystemPost, count_by_status
 from shared.mongo import SYSTEM_POSTS, Document
 from tests.post_tracker.conftest import get_post, insert_post, now
 from tests.waiting import eventually
@@ -31,7 +31,7 @@ class TestClaim:
         assert len(winners) == 1
         document = await get_post(db, post_id)
         assert document is not None
-        assert document["status"] == Status.PUBLISHING.value
+        assert document["status"] == PostStatus.PUBLISHING.value
         assert document["claimed_by"] == winners[0].claimed_by
         assert (document["sent_text"], document["text"]) == ("Hi X", "Hi {{x}}")
         assert document["claimed_at"] is not None and document["correlation_id"]
@@ -74,7 +74,7 @@ class TestClaim:
         stale = await first.claim(candidate, now=now(), sent_text="x", guid="g")
         assert stale is not None
         await db[SYSTEM_POSTS].update_one({"_id": post_id},
-                                          {"$set": {"status": Status.PENDING.value}})
+                                          {"$set": {"status": PostStatus.PENDING.value}})
         again = await second.next_candidate("p1", now())
         assert isinstance(again, SystemPost) and await second.claim(again, now=now(), sent_text="x", guid="g")
         assert not await first.record_published(stale, 42, now(), attempts=1)
@@ -152,7 +152,7 @@ class TestCountByStatus:
 
     async def test_status_groups_read_every_value(self, db: AsyncDatabase[Document]) -> None:
         """The store groups the collection by ``status`` as stored, foreign values included."""
-        for status in (Status.ERROR, Status.ERROR, Status.POSSIBLE_ERROR):
+        for status in (PostStatus.ERROR, PostStatus.ERROR, PostStatus.POSSIBLE_ERROR):
             await insert_post(db, "p1", "x", status=status)
         await db[SYSTEM_POSTS].insert_one({"project_id": "p1", "status": "draft"})
         groups = await PostStore(db, "t").status_groups()

@@ -6,9 +6,8 @@ import argparse
 
 from bson import ObjectId
 
-from services.post_tracker.announcer import REASON as ANNOUNCE_REASON
-from shared.documents import Status
-from shared.messages import ProjectUpdated, new_correlation_id
+from shared.documents import PostStatus
+from shared.messages import ProjectUpdated, UpdateReason, new_correlation_id
 from shared.mongo import SYSTEM_POSTS, Document
 from tools.ops import table
 from tools.ops.arguments import identifier, positive_int
@@ -16,7 +15,7 @@ from tools.ops.context import OpsContext
 from tools.ops.failures import EXIT_OK, EXPECTED, OpsFailure, UsageFailure, describe
 from tools.ops.requeue import NEEDS_FORCE, REQUEUEABLE, refusal, requeue
 
-STATUSES = tuple(status.value for status in Status)
+STATUSES = tuple(status.value for status in PostStatus)
 DEFAULT_LIMIT = 100
 ERROR_WIDTH = 80
 
@@ -125,7 +124,7 @@ async def _announce(ctx: OpsContext, correlation_ids: dict[str, str]) -> str | N
         broker = await ctx.broker()
         for project_id, correlation_id in correlation_ids.items():
             await broker.publish_update(ProjectUpdated(
-                project_id=project_id, reason=ANNOUNCE_REASON, correlation_id=correlation_id))
+                project_id=project_id, reason=UpdateReason.SYSTEM_POST, correlation_id=correlation_id))
     except EXPECTED as exc:
         return (f"requeued, but announcing it to the frontend failed ({describe(exc)}); it "
                 "sees the change with the project's next update")
@@ -142,7 +141,7 @@ async def requeue_posts(ctx: OpsContext, args: argparse.Namespace) -> int:
             problems.append(reason)
         elif await requeue(posts, document):
             ctx.say(f"requeued {document['_id']} ({document['status']} → "
-                    f"{Status.PENDING.value})")
+                    f"{PostStatus.PENDING.value})")
             announce.setdefault(str(document["project_id"]),
                                 document.get("correlation_id") or new_correlation_id())
         else:

@@ -13,7 +13,7 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from shared.documents import Status
+from shared.documents import PostStatus
 from shared.mongo import PROJECTS, SYSTEM_POSTS, ContentType, Document
 from tools.ops import table
 from tools.ops.arguments import identifier, positive_int
@@ -22,7 +22,7 @@ from tools.ops.failures import EXIT_OK, OpsFailure, UsageFailure
 
 TOKEN_VARIABLE = "VK_USER_TOKEN"
 SECRET_VARIABLE = "VK_CALLBACK_SECRET"
-STATUSES = tuple(status.value for status in Status)
+STATUSES = tuple(status.value for status in PostStatus)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -24,14 +24,14 @@ from typing import Any
 
 from pymongo.asynchronous.collection import AsyncCollection
 
-from shared.documents import Status
+from shared.documents import PostStatus
 from shared.mongo import Document
 
-REQUEUEABLE: tuple[str, ...] = (Status.ERROR.value, Status.POSSIBLE_ERROR.value)
-NEEDS_FORCE = Status.POSSIBLE_ERROR.value
+REQUEUEABLE: tuple[str, ...] = (PostStatus.ERROR.value, PostStatus.POSSIBLE_ERROR.value)
+NEEDS_FORCE = PostStatus.POSSIBLE_ERROR.value
 
 REQUEUE_PIPELINE: list[dict[str, Any]] = [
-    {"$set": {"status": Status.PENDING.value, "last_error": "$error",
+    {"$set": {"status": PostStatus.PENDING.value, "last_error": "$error",
               "last_error_code": "$error_code", "error": None, "vk_post_id": None,
               "attempts": 0}},
     {"$unset": ["not_before", "claimed_by", "claimed_at", "sent_text", "outcome_unknown",
