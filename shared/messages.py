@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 from uuid import uuid4
@@ -12,6 +12,7 @@ from uuid import uuid4
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from shared.clock import utc_now
 from shared.mongo import ContentType
 
 
@@ -32,10 +33,6 @@ class _CorrelationIds:
 
 
 new_correlation_id = _CorrelationIds()
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class BrokerMessage(BaseModel):

@@ -162,19 +162,19 @@ def unknown_variables_error(names: Sequence[str]) -> str:
     return f"unknown variable(s): {', '.join(names)}"
 
 
-class Verdict(StrEnum):
+class WallVerdict(StrEnum):
     VERIFIED = "verified"  # on the wall: delete the system post
     TIMED_OUT = "timed_out"  # not found for too long: possible_error
     WAIT = "wait"  # not found yet: look again next cycle
 
 
-def verdict(*, found: bool, since: datetime, now: datetime, timeout_seconds: float) -> Verdict:
+def verdict(*, found: bool, since: datetime, now: datetime, timeout_seconds: float) -> WallVerdict:
     """After one look at the wall: ``since`` is when the post was handed to VK."""
     if found:
-        return Verdict.VERIFIED
+        return WallVerdict.VERIFIED
     if (now - since).total_seconds() > timeout_seconds:
-        return Verdict.TIMED_OUT
-    return Verdict.WAIT
+        return WallVerdict.TIMED_OUT
+    return WallVerdict.WAIT
 
 
 def wall_page_size(publishing: int, *, minimum: int = 20, maximum: int = 100) -> int:

@@ -26,8 +26,6 @@ Each change is then announced (:mod:`services.post_tracker.announcer`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import datetime
 from enum import StrEnum
 
 import structlog
@@ -48,17 +46,16 @@ from services.post_tracker.decisions import (
 )
 from services.post_tracker.store import PostStore, Unusable
 from services.post_tracker.variables import substitute
+from shared.clock import WallClock, utc_now
 from shared.documents import BsonId, Project, SystemPost, id_label, is_usable_id
-from shared.messages import utc_now
 from shared.retry import AttemptBudget
 from shared.vk import VkClient
 
 log = structlog.get_logger(__name__)
 
-Clock = Callable[[], datetime]
 
 
-class Step(StrEnum):
+class PublishStep(StrEnum):
     """What one :meth:`Publisher.publish_next` did."""
 
     IDLE = "idle"  # nothing due for the project
@@ -73,19 +70,19 @@ def _code_label(code: int | None) -> str:
 
 class Publisher:
     def __init__(self, store: PostStore, vk: VkClient, announcer: Announcer, rules: RetryRules,
-                 clock: Clock = utc_now) -> None:
+                 clock: WallClock = utc_now) -> None:
         self._store = store
         self._vk = vk
         self._announcer = announcer
         self._rules = rules
         self._clock = clock
 
-    async def publish_next(self, project_id: BsonId, project: ProjectRead) -> Step:
+    async def publish_next(self, project_id: BsonId, project: ProjectRead) -> PublishStep:
         """Claim the project's oldest due post and send it (or reject it)."""
         now = self._clock()
         candidate = await self._store.next_candidate(project_id, now)
         if candidate is None:
-            return Step.IDLE
+            return PublishStep.IDLE
         if isinstance(candidate, Unusable):
             return await self.reject(candidate, candidate.reason)
         if (problem := project_problem(project, project_id)) is not None:
@@ -99,7 +96,7 @@ class Publisher:
                                        guid=guid)
         if post is None:
             log.debug("claim_lost", post_id=candidate.key)
-            return Step.LOST
+            return PublishStep.LOST
         assert isinstance(project, Project)
         with structlog.contextvars.bound_contextvars(post_id=post.key,
                                                      correlation_id=post.correlation_id):
@@ -107,22 +104,22 @@ class Publisher:
                      attempts=post.attempts)
             self._announce(post)
             await self._send(post, project)
-        return Step.SENT
+        return PublishStep.SENT
 
     async def reject(self, post: SystemPost | Unusable, reason: str, *,
-                     fence_text: bool = False) -> Step:
+                     fence_text: bool = False) -> PublishStep:
         """A pending post that cannot be sent → ``error`` with ``reason``; announced."""
         text = post.stored_text if isinstance(post, SystemPost) else None
         if not await self._store.reject(post.id, reason, self._clock(), text=text,
                                         fence_text=fence_text):
-            return Step.LOST
+            return PublishStep.LOST
         metrics.PUBLISH_ERRORS.labels(code="none", outcome="rejected").inc()
         log.warning("post_rejected", post_id=post.key, error=reason)
         if isinstance(post, SystemPost):
             self._announce(post)
         elif is_usable_id(post.project_id):
             self._announcer.announce(id_label(post.project_id), post.key)
-        return Step.REJECTED
+        return PublishStep.REJECTED
 
     async def _send(self, post: SystemPost, project: Project) -> None:
         sent_at = self._clock()

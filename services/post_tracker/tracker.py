@@ -29,11 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -43,22 +40,21 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.post_tracker import metrics
 from services.post_tracker.announcer import Announcer, UpdatePublisher
 from services.post_tracker.decisions import ProjectRead
-from services.post_tracker.leases import Lease, ProjectLeases
+from services.post_tracker.leases import ProjectLeases
 from services.post_tracker.options import TrackerOptions
-from services.post_tracker.publisher import Publisher, Step
+from services.post_tracker.publisher import Publisher, PublishStep
 from services.post_tracker.store import PostStore
 from services.post_tracker.verifier import Verifier
 from services.post_tracker.wakeup import WAKE_PIPELINE
 from shared.change_wakeup import ChangeWakeup
+from shared.clock import WallClock, utc_now
 from shared.documents import BsonId, Project, count_by_status, id_label
-from shared.leases import keep_alive
-from shared.messages import utc_now
+from shared.leases import Lease, process_owner
 from shared.mongo import SYSTEM_POSTS, Document
 from shared.vk import VkClient
 
 log = structlog.get_logger(__name__)
 
-Clock = Callable[[], datetime]
 # Waking a hair after a due date, so the post is due when looked for.
 _PAST_DUE = 0.001
 # A verified look counts for the whole interval if it happened within this share of it.
@@ -71,13 +67,14 @@ def _order(project_id: BsonId) -> tuple[str, str]:
 
 
 def default_instance_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    """This process (:func:`process_owner`) and a random part: unique to this tracker."""
+    return f"{process_owner()}:{uuid.uuid4().hex[:6]}"
 
 
 class Tracker:
     def __init__(self, db: AsyncDatabase[Document], vk: VkClient, broker: UpdatePublisher,
                  options: TrackerOptions, *, instance_id: str | None = None,
-                 clock: Clock = utc_now) -> None:
+                 clock: WallClock = utc_now) -> None:
         self.instance_id = instance_id or default_instance_id()
         self.options = options
         self._clock = clock
@@ -249,7 +246,7 @@ class Tracker:
         first = True
         while not self._stopping and not lost.is_set():
             step = await self._publisher.publish_next(project_id, project)
-            if step is Step.IDLE:
+            if step is PublishStep.IDLE:
                 if first and due:
                     # Scheduled as due, yet nothing to take (taken or changed meanwhile):
                     # not again at once, whatever made the schedule see it.
@@ -257,7 +254,7 @@ class Tracker:
                     self._busy_until[project_id] = self._clock() + recheck
                 break
             first = False
-            if step is Step.SENT:
+            if step is PublishStep.SENT:
                 sent_since_look += 1
             if self._stopping or lost.is_set():
                 break
@@ -281,6 +278,6 @@ class Tracker:
                 await self._publisher.resend(post, project)
 
     async def _keep_lease(self, lease: Lease, lost: asyncio.Event) -> None:
-        await keep_alive(partial(self._leases.renew, lease), self.options.lease_seconds)
+        await self._leases.heartbeat(lease)
         log.warning("project_lease_lost")
         lost.set()

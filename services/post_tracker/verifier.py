@@ -21,7 +21,7 @@ at fault; nothing a look meets (an odd wall item, a VK failure) escapes the verd
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -32,7 +32,7 @@ from services.post_tracker.announcer import Announcer
 from services.post_tracker.decisions import (
     ProjectRead,
     RetryRules,
-    Verdict,
+    WallVerdict,
     describe,
     project_problem,
     should_resend,
@@ -42,13 +42,12 @@ from services.post_tracker.decisions import (
 from services.post_tracker.matching import Match, Unverified, match_posts
 from services.post_tracker.store import PostStore, Unusable
 from services.post_tracker.variables import substitute
+from shared.clock import WallClock, utc_now
 from shared.documents import BsonId, Project, SystemPost, id_label
-from shared.messages import utc_now
 from shared.vk import VkClient, WallFilter, WallPost
 
 log = structlog.get_logger(__name__)
 
-Clock = Callable[[], datetime]
 # Pages of wall.get one look reads at most (a backlog of this many posts is seen).
 MAX_PAGES = 5
 
@@ -73,7 +72,7 @@ def reached(items: Sequence[WallPost], since: datetime) -> bool:
 class Verifier:
     def __init__(self, store: PostStore, vk: VkClient, announcer: Announcer, *,
                  timeout_seconds: float, date_slack: timedelta, rules: RetryRules | None = None,
-                 clock: Clock = utc_now, max_pages: int = MAX_PAGES) -> None:
+                 clock: WallClock = utc_now, max_pages: int = MAX_PAGES) -> None:
         self._store = store
         self._vk = vk
         self._announcer = announcer
@@ -115,9 +114,9 @@ class Verifier:
                 match = matches.get(post.key)
                 outcome = verdict(found=match is not None, since=post.published_since, now=now,
                                   timeout_seconds=self._timeout)
-                if match is not None and outcome is Verdict.VERIFIED:
+                if match is not None and outcome is WallVerdict.VERIFIED:
                     verified += await self._settle_verified(post, match)
-                elif outcome is Verdict.TIMED_OUT:
+                elif outcome is WallVerdict.TIMED_OUT:
                     possible += await self._settle_possible_error(
                         post, self._timed_out_reason(post, failure), now)
                 elif should_resend(post, found=False, wall_read=wall is not None, now=now,

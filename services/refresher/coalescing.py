@@ -26,8 +26,9 @@ lease expiry and retry times, so replicas' clocks need not agree):
    (backoff); the **sweeper** of every replica picks up pending keys whose lease
    is free or expired (its holder died) and whose ``retry_at`` has passed. It logs
    every failure it survives (``refresh_sweep_failed``).
-5. The lease is short and renewed by a heartbeat while held
-   (:mod:`shared.leases`), so a dead holder's keys are taken over within one lease.
+5. The lease (:mod:`shared.leases`, as ``lease_owner``, ``lease_token``,
+   ``lease_until``) is short and renewed by a heartbeat while held, so a dead holder's
+   keys are taken over within one lease.
    A lease still marked as this process's own (``owner`` is host:pid) while no task
    of it drains the key is stale — a drain that failed while MongoDB had no primary
    could not release it, or a restarted container got its predecessor's pid — and
@@ -39,10 +40,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -51,7 +51,8 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from services.refresher.batching import Batcher
 from services.refresher.spacing import RoundSpacing
-from shared.leases import keep_alive
+from shared.clock import MonotonicClock, Sleep
+from shared.leases import Lease, MongoLeases
 from shared.mongo import ContentType, Document
 from shared.retry import backoff_seconds
 
@@ -72,30 +73,26 @@ class RefreshKey:
 # permanent failure it has recorded), raises when it should be retried later.
 Refresh = Callable[[RefreshKey, "Round"], Awaitable[None]]
 
-_FREE = {"lease_owner": None, "lease_token": None, "lease_until": None}
+# Pending work whose retry time has come (the lease's own condition is added to it).
+PENDING_AND_DUE: dict[str, Any] = {
+    "$expr": {"$gt": ["$requested", "$completed"]},
+    "$and": [{"$or": [{"retry_at": None}, {"$expr": {"$lte": ["$retry_at", "$$NOW"]}}]}],
+}
 
 
-def claimable(owner: str) -> dict[str, Any]:
-    """Pending work whose lease is free, expired or ``owner``'s own (stale: see step 5)
-    and whose retry time has come."""
-    return {
-        "$expr": {"$gt": ["$requested", "$completed"]},
-        "$or": [{"lease_owner": None}, {"lease_owner": owner},
-                {"$expr": {"$lt": ["$lease_until", "$$NOW"]}}],
-        "$and": [{"$or": [{"retry_at": None}, {"$expr": {"$lte": ["$retry_at", "$$NOW"]}}]}],
-    }
+def state_leases(states: AsyncCollection[Document], owner: str,
+                 lease_seconds: float) -> MongoLeases:
+    """The leases of the refresh keys: ``lease_owner``, ``lease_token``, ``lease_until``."""
+    return MongoLeases(states, owner=owner, lease_seconds=lease_seconds, prefix="lease_")
 
 
 @dataclass(frozen=True, slots=True)
-class Lease:
-    key: RefreshKey
-    token: str  # identifies this taking of the lease
-    first_round_delay: float = 0.0  # seconds until the key's next round may start
+class KeyLease:
+    """The lease of a refresh key, as taken by its holder."""
 
-    @property
-    def held(self) -> dict[str, Any]:
-        """Filter matching the state document only while this lease is still held."""
-        return {"_id": self.key.id, "lease_token": self.token}
+    key: RefreshKey
+    lease: Lease
+    first_round_delay: float = 0.0  # seconds until the key's next round may start
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,16 +118,22 @@ class LeaseLost(Exception):
 
 
 class RefreshCoordinator:
+    """``monotonic`` and ``sleep`` time the spacing between a holder's rounds (injected by
+    tests); MongoDB's clock times everything stored."""
+
     def __init__(self, states: AsyncCollection[Document], refresh: Refresh, *, owner: str,
                  lease_seconds: float, spacing: RoundSpacing | None = None,
-                 sweep_interval: float = 1.0) -> None:
+                 sweep_interval: float = 1.0, monotonic: MonotonicClock = time.monotonic,
+                 sleep: Sleep = asyncio.sleep) -> None:
         self._states = states
         self._refresh = refresh
-        self._owner = owner
-        self._lease_ms = int(lease_seconds * 1000)
+        self._leases = state_leases(states, owner, lease_seconds)
         self._spacing = spacing or RoundSpacing()
         self._sweep_interval = sweep_interval
-        self._claimable = claimable(owner)
+        self._monotonic = monotonic
+        self._sleep = sleep
+        # Pending work whose lease is free, expired or this owner's own (stale: step 5).
+        self._claimable = {**self._leases.takeable(), **PENDING_AND_DUE}
         self._draining: dict[RefreshKey, asyncio.Task[None]] = {}
         # Keys kicked while their drain here was already running (maybe finishing).
         self._kicked_again: set[RefreshKey] = set()
@@ -161,7 +164,8 @@ class RefreshCoordinator:
              "$set": {"correlation_id": requests[-1][0],
                       "reconcile": all(reconcile for _, reconcile in requests)},
              "$setOnInsert": {"project_id": key.project_id, "content_type": key.content.value,
-                              "completed": 0, "fence": 0, "retry_at": None, **_FREE}},
+                              "completed": 0, "fence": 0, "retry_at": None,
+                              **self._leases.free}},
             upsert=True, return_document=ReturnDocument.AFTER)
         assert state is not None
         self.kick(key)
@@ -241,30 +245,27 @@ class RefreshCoordinator:
         except Exception as exc:  # transient: the sweeper retries it after its backoff
             log.warning("refresh_will_retry", key=key.id, error=f"{type(exc).__name__}: {exc}")
 
-    async def _try_acquire(self, key: RefreshKey) -> Lease | None:
-        token = uuid.uuid4().hex
-        state = await self._states.find_one_and_update(
-            {"_id": key.id, **self._claimable},
-            [{"$set": {"lease_owner": self._owner, "lease_token": token,
-                       "lease_until": {"$add": ["$$NOW", self._lease_ms]}}}],
-            return_document=ReturnDocument.AFTER)
-        if state is None:
+    async def _try_acquire(self, key: RefreshKey) -> KeyLease | None:
+        taken = await self._leases.take(key.id, where=PENDING_AND_DUE)
+        if taken is None:
             return None
-        now = state["lease_until"] - timedelta(milliseconds=self._lease_ms)  # MongoDB's $$NOW
+        lease, state = taken
+        now = self._leases.taken_at(state)
         spacing = float(state.get("round_spacing", self._spacing.base))
-        return Lease(key, token, first_round_delay(state.get("round_started_at"), now, spacing))
+        return KeyLease(key, lease,
+                        first_round_delay(state.get("round_started_at"), now, spacing))
 
-    async def _run_rounds(self, lease: Lease) -> None:
+    async def _run_rounds(self, lease: KeyLease) -> None:
         heartbeat = asyncio.create_task(self._keep_alive(lease))
         try:
             delay = lease.first_round_delay
             while True:
                 # Not too often: events meanwhile are covered by this round.
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
                 current, rate = await self._start_round(lease)
                 spacing = self._spacing.for_rate(rate)
                 # After the stamp is written, so the next stamp is the spacing after it.
-                started = time.monotonic()
+                started = self._monotonic()
                 try:
                     await self._refresh(lease.key, current)
                 except asyncio.CancelledError:
@@ -277,20 +278,20 @@ class RefreshCoordinator:
                 if await self._finish_round(lease, current.target, spacing, rate):
                     return
                 # More events came during the round: refresh again.
-                delay = max(0.0, started + spacing - time.monotonic())
+                delay = max(0.0, started + spacing - self._monotonic())
         except BaseException:
             with contextlib.suppress(Exception):
-                await self._states.update_one(lease.held, {"$set": _FREE})
+                await self._leases.release(lease.lease)
             raise
         finally:
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError, LeaseLost):
                 await heartbeat
 
-    async def _start_round(self, lease: Lease) -> tuple[Round, float]:
+    async def _start_round(self, lease: KeyLease) -> tuple[Round, float]:
         """Stamp and fence a new round; the round, and the key's event rate at it."""
         state = await self._states.find_one_and_update(
-            lease.held, [{"$set": {"fence": {"$add": ["$fence", 1]},
+            self._leases.held(lease.lease), [{"$set": {"fence": {"$add": ["$fence", 1]},
                                    "previous_round_started_at": "$round_started_at",
                                    "round_started_at": "$$NOW"}}],
             return_document=ReturnDocument.AFTER)
@@ -306,38 +307,32 @@ class RefreshCoordinator:
                      reconcile=bool(state.get("reconcile"))), self._spacing.rate(
                          covered, since, float(state.get("event_rate", 0.0)))
 
-    async def _finish_round(self, lease: Lease, target: int, spacing: float,
+    async def _finish_round(self, lease: KeyLease, target: int, spacing: float,
                             rate: float) -> bool:
         """Mark ``target`` completed; release the lease (True) unless new tickets came."""
         state = await self._states.find_one_and_update(
-            lease.held, {"$max": {"completed": target},
+            self._leases.held(lease.lease), {"$max": {"completed": target},
                          "$set": {"retry_at": None, "failures": 0, "round_spacing": spacing,
                                   "event_rate": rate}},
             return_document=ReturnDocument.AFTER)
         if state is None:
             raise LeaseLost(lease.key.id)
-        released = await self._states.find_one_and_update(
-            {**lease.held, "requested": target}, {"$set": _FREE})
-        return released is not None
+        return await self._leases.release(lease.lease, where={"requested": target})
 
-    async def _release_for_retry(self, lease: Lease) -> None:
+    async def _release_for_retry(self, lease: KeyLease) -> None:
         """Free the lease and set ``retry_at`` by the backoff policy for the failure count."""
         with contextlib.suppress(Exception):
             state = await self._states.find_one_and_update(
-                lease.held, {"$inc": {"failures": 1}}, return_document=ReturnDocument.AFTER)
+                self._leases.held(lease.lease), {"$inc": {"failures": 1}},
+                return_document=ReturnDocument.AFTER)
             if state is None:
                 return
             delay_ms = int(backoff_seconds(int(state["failures"])) * 1000)
-            await self._states.update_one(lease.held, [{"$set": {
-                **_FREE, "retry_at": {"$add": ["$$NOW", delay_ms]}}}])
+            await self._leases.release(lease.lease,
+                                       also_set={"retry_at": {"$add": ["$$NOW", delay_ms]}})
 
-    async def _keep_alive(self, lease: Lease) -> None:
-        async def renew() -> bool:
-            renewed = await self._states.update_one(
-                lease.held, [{"$set": {"lease_until": {"$add": ["$$NOW", self._lease_ms]}}}])
-            return renewed.matched_count == 1
-
+    async def _keep_alive(self, lease: KeyLease) -> None:
         with structlog.contextvars.bound_contextvars(key=lease.key.id):
-            await keep_alive(renew, self._lease_ms / 1000)
+            await self._leases.heartbeat(lease.lease)
         log.warning("refresh_lease_lost", key=lease.key.id)
         raise LeaseLost(lease.key.id)

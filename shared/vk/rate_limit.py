@@ -14,13 +14,10 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from shared.clock import MonotonicClock, Sleep
 from shared.vk.tokens import TokenKind, token_fingerprint
-
-Clock = Callable[[], float]
-Sleep = Callable[[float], Awaitable[None]]
 
 # Starts are timed here, but VK times arrivals; network jitter can bring two
 # requests sent a full second apart closer together at VK's end. Waiting 5 % longer
@@ -64,7 +61,7 @@ class SlidingWindowLimiter:
     thread-safe; one instance serves every task of one event loop at a time.
     """
 
-    def __init__(self, limit: RateLimit, *, clock: Clock = time.monotonic,
+    def __init__(self, limit: RateLimit, *, clock: MonotonicClock = time.monotonic,
                  sleep: Sleep = asyncio.sleep) -> None:
         self.limit = limit
         self._clock = clock
@@ -130,7 +127,7 @@ class RateLimiterRegistry:
     that went idle are dropped once many exist; a fresh one behaves the same.
     """
 
-    def __init__(self, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep,
+    def __init__(self, *, clock: MonotonicClock = time.monotonic, sleep: Sleep = asyncio.sleep,
                  sweep_above: int = 1024) -> None:
         self._clock = clock
         self._sleep = sleep

@@ -11,7 +11,7 @@ from services.post_tracker.decisions import (
     KeepPublishing,
     Retry,
     RetryRules,
-    Verdict,
+    WallVerdict,
     decide_failure,
     lateness_seconds,
     publication_guid,
@@ -144,14 +144,14 @@ class TestVerdict:
     def test_found_is_verified(self) -> None:
         """Found on the wall → verified, however late."""
         assert verdict(found=True, since=NOW - timedelta(days=1), now=NOW,
-                       timeout_seconds=300) is Verdict.VERIFIED
+                       timeout_seconds=300) is WallVerdict.VERIFIED
 
     def test_not_found_waits_until_the_timeout(self) -> None:
         """Not found within the timeout → look again; past it → possible_error."""
         assert verdict(found=False, since=NOW - timedelta(seconds=300), now=NOW,
-                       timeout_seconds=300) is Verdict.WAIT
+                       timeout_seconds=300) is WallVerdict.WAIT
         assert verdict(found=False, since=NOW - timedelta(seconds=301), now=NOW,
-                       timeout_seconds=300) is Verdict.TIMED_OUT
+                       timeout_seconds=300) is WallVerdict.TIMED_OUT
 
 
 class TestSmallRules:

@@ -23,6 +23,7 @@ from services.refresher.spacing import RoundSpacing
 from shared.mongo import REFRESH_STATE, ContentType, Document, connect
 from shared.settings import Settings
 from tests.background import in_background
+from tests.vk.manual_clock import ManualClock
 from tests.waiting import eventually
 
 KEY = RefreshKey("p", ContentType.PUBLISHED)
@@ -61,6 +62,28 @@ class RecordingRefresh:
             self.running -= 1
 
 
+class RoundClock(ManualClock):
+    """The clock of the waits between a holder's rounds: moves when the test moves it, and
+    records every wait asked for (0: the round starts at once)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits: list[float] = []
+
+    async def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        if seconds <= 0:
+            await asyncio.sleep(0)  # as asyncio.sleep(0): no time passes
+            return
+        await super().sleep(seconds)
+
+
+async def holder_waits(clock: RoundClock) -> float:
+    """Once the holder waits for its next round: how long it asked to wait."""
+    await eventually(lambda: asyncio.sleep(0, clock.sleeping == 1), what="the holder waiting")
+    return clock.waits[-1]
+
+
 Factory = Callable[..., RefreshCoordinator]
 
 
@@ -71,12 +94,14 @@ async def make(db: AsyncDatabase[Document]) -> AsyncIterator[Factory]:
     def factory(refresh: RecordingRefresh, owner: str = "a", lease: float = 5,
                 interval: float = 0.0, spacing: RoundSpacing | None = None,
                 coordinator_class: type[RefreshCoordinator] = RefreshCoordinator,
-                ) -> RefreshCoordinator:
+                clock: RoundClock | None = None) -> RefreshCoordinator:
         # ``interval``: a fixed spacing, as with no stretch for busy keys.
+        timing: dict[str, Any] = {} if clock is None else {"monotonic": clock,
+                                                          "sleep": clock.sleep}
         coordinator = coordinator_class(
             db[REFRESH_STATE], refresh, owner=owner, lease_seconds=lease,
             spacing=spacing or RoundSpacing(base=interval, per_event=0.0, maximum=interval),
-            sweep_interval=0.05)
+            sweep_interval=0.05, **timing)
         made.append(coordinator)
         return coordinator
 
@@ -124,17 +149,32 @@ class TestRefreshCoordinator:
         assert refresh.runs == 2
 
     async def test_fixed_spacing_spaces_rounds(self, make: Factory) -> None:
-        """With a fixed spacing, a steady stream of events costs one round per spacing."""
-        refresh = RecordingRefresh(duration=0.01)
-        coordinator = make(refresh, interval=0.3)
+        """With a fixed spacing, a steady stream of events costs one round per spacing: the
+        holder waits the spacing after each round, and the next covers every event since."""
+        clock = RoundClock()
+        events_in_rounds = 3  # an event arrives during each of the first three rounds
         ticket = 0
-        loop = asyncio.get_running_loop()
-        started = loop.time()
-        while loop.time() - started < 1.0:
-            ticket = await coordinator.request(KEY)
-            await asyncio.sleep(0.01)
+
+        class SteadyStream(RecordingRefresh):
+            async def __call__(self, key: RefreshKey, refresh_round: Round) -> None:
+                nonlocal events_in_rounds, ticket
+                if events_in_rounds:
+                    events_in_rounds -= 1
+                    ticket = await coordinator.request(KEY)
+                await super().__call__(key, refresh_round)
+
+        refresh = SteadyStream(duration=0.01)
+        coordinator = make(refresh, interval=0.3, clock=clock)
+        ticket = await coordinator.request(KEY)
+        for spacing in range(1, 4):
+            assert await holder_waits(clock) == pytest.approx(0.3)
+            for _ in range(5):  # events while the holder waits
+                ticket = await coordinator.request(KEY)
+            assert refresh.runs == spacing
+            clock.advance_to_next_wakeup()
         await settled(coordinator, ticket)
-        assert 3 <= refresh.runs <= 6
+        assert refresh.runs == 4  # 19 events: the first round, then one per spacing
+        assert clock.waits == [0.0, pytest.approx(0.3), pytest.approx(0.3), pytest.approx(0.3)]
 
     async def test_rounds_stay_spaced_when_the_lease_is_released_between_events(
             self, make: Factory, db: AsyncDatabase[Document]) -> None:
@@ -301,29 +341,41 @@ class TestRefreshCoordinator:
 
     async def test_a_busy_key_stretches_its_spacing_and_a_quiet_one_is_immediate(
             self, make: Factory, db: AsyncDatabase[Document]) -> None:
-        """100 events/s for 1.5 s: rounds stretch to the maximum (0.6 s) and cost far fewer
-        than one per base spacing (0.1 s); then, after a quiet spell, an event's round starts
-        at once, and the stored spacing is back near the base."""
-        refresh = RecordingRefresh(duration=0.01)
-        coordinator = make(refresh, spacing=RoundSpacing(base=0.1, per_event=0.01, maximum=0.6,
-                                                         memory=0.2))
-        loop = asyncio.get_running_loop()
-        started = loop.time()
+        """100 events/s for 1.5 s (of the holder's clock): the waits between rounds stretch to
+        the maximum (0.6 s), so the events cost far fewer rounds than one per base spacing
+        (0.1 s); then, after a quiet spell, an event's round starts at once, and the stored
+        spacing is back near the base."""
+        clock = RoundClock()
         ticket = 0
-        while loop.time() - started < 1.5:
-            ticket = await coordinator.request(KEY)
-            await asyncio.sleep(0.01)
+
+        class BusyStream(RecordingRefresh):  # and an event arrives during each round
+            async def __call__(self, key: RefreshKey, refresh_round: Round) -> None:
+                nonlocal ticket
+                if clock.now < 1.5:
+                    ticket = await coordinator.request(KEY)
+                await super().__call__(key, refresh_round)
+
+        refresh = BusyStream(duration=0.01)
+        coordinator = make(refresh, spacing=RoundSpacing(base=0.1, per_event=0.01, maximum=0.6,
+                                                         memory=0.2), clock=clock)
+        ticket = await coordinator.request(KEY)
+        while clock.now < 1.5:
+            events = round(await holder_waits(clock) * 100)  # arriving while it waits
+            tickets = await asyncio.gather(*(coordinator.request(KEY) for _ in range(events)))
+            ticket = max(ticket, *tickets)
+            clock.advance_to_next_wakeup()
         await settled(coordinator, ticket)
         busy_runs = refresh.runs
-        assert 2 <= busy_runs <= 6, refresh.started  # one per 0.1 s would be 15
-        gaps = [later - earlier for earlier, later in itertools.pairwise(refresh.started)]
-        assert max(gaps) >= 0.5, gaps
-        await asyncio.sleep(0.7)  # quiet: longer than any spacing
-        requested_at = loop.time()
+        assert 2 <= busy_runs <= 6, clock.waits  # one per 0.1 s would be 15
+        assert max(clock.waits) == pytest.approx(0.6), clock.waits
+        # Quiet, by MongoDB's clock (it stamps the rounds): longer than any spacing, and
+        # long enough for the busy rate's memory (0.2 s) to fade.
+        await asyncio.sleep(1.2)
+        quiet_from = len(clock.waits)
         await settled(coordinator, await coordinator.request(KEY))
-        assert refresh.started[-1] - requested_at < 0.1
+        assert clock.waits[quiet_from:] == [0.0]  # its round started at once
         state = await db[REFRESH_STATE].find_one({"_id": KEY.id})
-        # ~1 event in 0.7 s, and the busy rate's memory (0.2 s) has faded.
+        # ~1 event in 1.2 s, and the busy rate's memory has faded.
         assert state is not None and 0.1 <= state["round_spacing"] < 0.2
 
 

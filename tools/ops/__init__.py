@@ -5,7 +5,7 @@ and works on the same MongoDB, RabbitMQ and VK. Commands (``--help`` on each):
 
 * ``projects add|list|show`` — :mod:`.projects`
 * ``callback setup|status`` — :mod:`.callback` (on :mod:`tools.callback_setup`)
-* ``dlq list|replay|drop`` — :mod:`.dlq`; reading a DLQ safely: :mod:`.dead_letter_queue`;
+* ``dlq list|replay|drop`` — :mod:`.dlq`; reading a DLQ safely: :mod:`.dlq_reader`;
   one parked message: :mod:`.parked`
 * ``posts list|requeue`` — :mod:`.posts`; the requeue rules and write: :mod:`.requeue`
 

@@ -20,7 +20,7 @@ from shared.broker import JSON, PublishFailed
 from tools.ops import table
 from tools.ops.arguments import identifier, positive_int
 from tools.ops.context import OpsContext
-from tools.ops.dead_letter_queue import MAX_READ, DeadLetterQueue, Source, sources
+from tools.ops.dlq_reader import MAX_READ, DeadLetterQueue, Source, sources
 from tools.ops.failures import EXIT_OK, OpsFailure
 from tools.ops.parked import REPLAY_COUNT_HEADER, REPLAYED_AT_HEADER, Parked
 
