@@ -33,7 +33,6 @@ from shared.broker import Broker
 from shared.mongo import Document
 
 ReadyCheck = Callable[[], Awaitable[bool]]
-READY_CHECK = web.AppKey("ready_check", object)
 
 log = structlog.get_logger(__name__)
 

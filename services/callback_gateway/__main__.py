@@ -1,5 +1,7 @@
-"""callback_gateway: answers VK's Callback API and hands events to RabbitMQ."""
-from services.callback_gateway.workers import main
+"""``python -m services.callback_gateway``: run the gateway (``GATEWAY_WORKERS`` processes)."""
+
+from services.callback_gateway.service import SERVICE, lifespan
+from services.callback_gateway.workers import run_workers
 
 if __name__ == "__main__":  # workers are spawned interpreters that import this module too
-    main()
+    run_workers(SERVICE, lifespan)

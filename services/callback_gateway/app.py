@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import structlog
@@ -45,7 +44,6 @@ from shared.health import add_health_routes, dependencies_ready
 from shared.messages import callback_event_json, new_correlation_id
 from shared.mongo import PROJECTS, Document, connect, ensure_indexes
 from shared.openapi import add_openapi_route
-from shared.service import LISTEN_BACKLOG
 from shared.settings import Settings
 from shared.topology import Topology
 
@@ -193,18 +191,3 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(watcher, return_exceptions=True)
     await broker.close()
     await client.close()
-
-
-@asynccontextmanager
-async def lifespan(settings: Settings) -> AsyncIterator[None]:
-    runner = web.AppRunner(init_app(settings), access_log=None, handle_signals=False)
-    await runner.setup()
-    # Several workers (GATEWAY_WORKERS, workers.py) listen on the same port.
-    site = web.TCPSite(runner, settings.gateway_host, settings.gateway_port,
-                       backlog=LISTEN_BACKLOG, reuse_port=settings.gateway_workers > 1)
-    await site.start()
-    log.info("listening", host=settings.gateway_host, port=settings.gateway_port)
-    try:
-        yield
-    finally:
-        await runner.cleanup()

@@ -28,12 +28,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
 from cachetools import TTLCache
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.callback_gateway.addressing import ProjectKeys, addressed_projects
-from shared.documents import id_label
+from shared.documents import DocumentError, Project, id_label
 from shared.mongo import Document
+
+log = structlog.get_logger(__name__)
 
 RECHECKS_PER_WINDOW = 3  # a rotation needs 2: the old secret refused, the new one found
 REFUSED_SECRETS_KEPT = 64  # per community; later refusals still count as re-checks
@@ -154,13 +157,24 @@ class ProjectDirectory:
             refusals.secrets.add(_digest(secret))
 
     async def _read(self, group_id: int) -> tuple[ProjectKeys, ...]:
-        """Every project of the community, in ``_id`` order."""
+        """Every usable project of the community, in ``_id`` order (only on a miss: the
+        model's cost is not paid per request)."""
         cursor = self._projects.find(
             {"vk_group_id": group_id},
             projection={"_id": 1, "vk_confirmation_code": 1, "vk_callback_secret": 1},
         ).sort("_id", 1)
-        return tuple([ProjectKeys(
-            project_id=id_label(document["_id"]),
-            confirmation_code=str(document.get("vk_confirmation_code") or ""),
-            callback_secret=str(document.get("vk_callback_secret") or "") or None,
-        ) async for document in cursor])
+        return tuple([keys async for document in cursor
+                      if (keys := project_keys(document)) is not None])
+
+
+def project_keys(document: Document) -> ProjectKeys | None:
+    """What the gateway needs of a ``projects`` document, read by the shared tolerant
+    :class:`~shared.documents.Project`; None (logged) if the document cannot be used."""
+    try:
+        project = Project.from_document(document)
+    except DocumentError as exc:
+        log.warning("project_unusable", project_id=id_label(document.get("_id")), error=str(exc))
+        return None
+    return ProjectKeys(project_id=project.label,
+                       confirmation_code=project.vk_confirmation_code or "",
+                       callback_secret=project.vk_callback_secret or None)

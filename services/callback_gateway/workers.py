@@ -29,39 +29,34 @@ from types import FrameType
 
 import structlog
 
-from services.callback_gateway.app import lifespan
 from shared.logging import configure_logging
-from shared.service import run_service
-from shared.settings import Settings, load_settings
+from shared.service import Lifespan, run_service
+from shared.settings import load_settings
 
 log = structlog.get_logger(__name__)
 
-SERVICE = "callback_gateway"
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 STOP_GRACE_SECONDS = 30
 
 
-def run_worker() -> None:
-    run_service(SERVICE, lifespan)
-
-
-def main() -> None:
-    """Entry point of ``python -m services.callback_gateway``."""
+def run_workers(service: str, lifespan: Lifespan) -> None:
+    """:func:`~shared.service.run_service` in ``GATEWAY_WORKERS`` processes (one: this one)."""
     settings = load_settings()
     if settings.gateway_workers == 1:
-        run_worker()
+        run_service(service, lifespan)
         return
-    configure_logging(settings, SERVICE)
+    configure_logging(settings, service)
     with tempfile.TemporaryDirectory(prefix="gateway-metrics-") as metrics_dir:
         # Read by prometheus_client when a worker imports it: set before they start.
         os.environ.setdefault(MULTIPROC_DIR_VARIABLE, metrics_dir)
-        raise SystemExit(supervise(settings))
+        raise SystemExit(supervise(service, lifespan, settings.gateway_workers))
 
 
-def supervise(settings: Settings) -> int:
+def supervise(service: str, lifespan: Lifespan, count: int) -> int:
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no inherited loop
-    workers = [context.Process(target=run_worker, name=f"{SERVICE}-{index}")
-               for index in range(settings.gateway_workers)]
+    # The target is pickled by reference: run_service and the lifespan are module-level.
+    workers = [context.Process(target=run_service, args=(service, lifespan),
+                               name=f"{service}-{index}") for index in range(count)]
     signalled = False
 
     def terminate() -> None:
@@ -88,7 +83,7 @@ def supervise(settings: Settings) -> int:
         if worker.is_alive():
             worker.kill()
             worker.join()
-    log.info("stopped", service=SERVICE)
+    log.info("stopped", service=service)
     return 0 if signalled else 1
 
 

@@ -1,4 +1,7 @@
-from services.post_tracker.service import lifespan
+"""``python -m services.post_tracker``: run the post tracker until SIGTERM/SIGINT."""
+
+from services.post_tracker.service import SERVICE, lifespan
 from shared.service import run_service
 
-run_service("post_tracker", lifespan)
+if __name__ == "__main__":
+    run_service(SERVICE, lifespan)

@@ -14,15 +14,17 @@ from shared.settings import Settings
 from shared.topology import Topology
 from shared.vk import VkClient
 
+SERVICE = "post_tracker"
+
 
 @asynccontextmanager
 async def lifespan(settings: Settings) -> AsyncIterator[None]:
-    client = connect(settings, "post_tracker")
+    client = connect(settings, SERVICE)
     try:
         db = client[settings.mongo_db]
         await ensure_indexes(db, settings.updates_retention_seconds)
         broker = Broker(str(settings.amqp_url), Topology(settings.amqp_prefix),
-                        client_name="post_tracker")
+                        client_name=SERVICE)
         await broker.connect()
         try:
             async with VkClient.from_settings(settings) as vk:
@@ -31,7 +33,7 @@ async def lifespan(settings: Settings) -> AsyncIterator[None]:
                 try:
                     async with health_server(settings.health_host, settings.health_port,
                                              dependencies_ready(lambda: broker, lambda: client),
-                                             service="post_tracker"):
+                                             service=SERVICE):
                         yield
                 finally:
                     # Finishes the post in hand (or leaves it publishing), then returns.

@@ -26,7 +26,7 @@ class InvalidCursor(ValueError):
     """The text is not a cursor this service issued; the message is one line."""
 
 
-class Verdict(StrEnum):
+class CursorVerdict(StrEnum):
     """What a reader at a cursor can do."""
 
     OK = "ok"  # every entry after the cursor is still in the log
@@ -48,20 +48,20 @@ def parse_cursor(text: str) -> int:
     return int(match.group(1))
 
 
-def classify(after: int, *, oldest: int | None, latest: int) -> Verdict:
+def classify(after: int, *, oldest: int | None, latest: int) -> CursorVerdict:
     """Judge a reader positioned at ``after`` against the retained log.
 
     ``oldest`` is the smallest seq still in the log (``None`` if it is empty) and
     ``latest`` the last seq ever allocated.
     """
     if after > latest:
-        return Verdict.INVALID
+        return CursorVerdict.INVALID
     if after == latest:
-        return Verdict.OK
+        return CursorVerdict.OK
     # Something was appended after the cursor; the next entry must still be there.
     if oldest is None or oldest > after + 1:
-        return Verdict.RESYNC
-    return Verdict.OK
+        return CursorVerdict.RESYNC
+    return CursorVerdict.OK
 
 
 def has_gap(after: int, seqs: Sequence[int]) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.update_notifier.cursor import Verdict, classify, has_gap, legacy_range
+from services.update_notifier.cursor import CursorVerdict, classify, has_gap, legacy_range
 from services.update_notifier.head import HeadWindow
 from services.update_notifier.update_log import UpdateLog
 
@@ -42,9 +42,9 @@ async def poll_after(update_log: UpdateLog, after: int, limit: int = MAX_ENTRIES
     latest = await update_log.latest_seq()
     oldest = await update_log.oldest_seq() if after < latest else None
     verdict = classify(after, oldest=oldest, latest=latest)
-    if verdict is Verdict.INVALID:
+    if verdict is CursorVerdict.INVALID:
         raise CursorAhead("cursor is ahead of the update log")
-    if verdict is Verdict.RESYNC:
+    if verdict is CursorVerdict.RESYNC:
         return Poll([], latest, resync=True)
     if after == latest:
         return Poll([], after)

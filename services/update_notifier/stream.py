@@ -20,7 +20,7 @@ import structlog
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
-from services.update_notifier.cursor import InvalidCursor, Verdict, classify, has_gap, parse_cursor
+from services.update_notifier.cursor import CursorVerdict, InvalidCursor, classify, has_gap, parse_cursor
 from services.update_notifier.errors import ApiError
 from services.update_notifier.fanout import Frame
 from services.update_notifier.keys import FANOUT, UPDATE_LOG
@@ -74,11 +74,11 @@ async def stream_updates(request: web.Request) -> web.StreamResponse:
             first, last_sent = ready_frame(latest), latest
         else:
             oldest = await update_log.oldest_seq() if 0 <= start < latest else None
-            verdict = Verdict.INVALID if start == _UNUSABLE else classify(
+            verdict = CursorVerdict.INVALID if start == _UNUSABLE else classify(
                 start, oldest=oldest, latest=latest)
-            if verdict is Verdict.INVALID and not from_header:
+            if verdict is CursorVerdict.INVALID and not from_header:
                 raise ApiError(400, "cursor is ahead of the update log")
-            if verdict is Verdict.OK:
+            if verdict is CursorVerdict.OK:
                 last_sent = start
             else:
                 first, last_sent = resync_frame(latest), latest

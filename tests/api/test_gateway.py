@@ -39,13 +39,13 @@ INVALID_EXAMPLES = 120
 
 
 @dataclass(frozen=True, slots=True)
-class Project:
+class ContractProject:
     group_id: int
     secret: str
     confirmation_code: str
 
 
-PROJECT = Project(group_id=777001, secret="contract-secret", confirmation_code="c0nf1rm")
+PROJECT = ContractProject(group_id=777001, secret="contract-secret", confirmation_code="c0nf1rm")
 # Where a generated valid callback is sent: as generated, or to the project (right or wrong secret).
 AIMS = ("as_generated", "project", "project_wrong_secret")
 

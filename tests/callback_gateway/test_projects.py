@@ -4,12 +4,17 @@ import asyncio
 import secrets
 from datetime import UTC, datetime
 
+import pytest
+from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
+from structlog.testing import capture_logs
 
+from services.callback_gateway.addressing import ProjectKeys
 from services.callback_gateway.projects import (
     KEY_CHANGES,
     RECHECKS_PER_WINDOW,
     ProjectDirectory,
+    project_keys,
 )
 from shared.change_wakeup import ChangeWakeup
 from shared.mongo import PROJECTS, Document
@@ -162,3 +167,27 @@ class TestForgettingOnChanges:
             await eventually(accepted, what="the new secret accepted")
             assert len(forgotten) == opened + 1  # the secret's change, not the status write
             assert (await projects.lookup(GROUP, "old")).addressed == ()
+
+
+class TestProjectKeys:
+    @pytest.mark.parametrize(("document", "expected"), [
+        ({"_id": "p", "vk_confirmation_code": "c", "vk_callback_secret": "s"},
+         ProjectKeys("p", "c", "s")),
+        ({"_id": "p"}, ProjectKeys("p", "", None)),  # neither code nor secret
+        ({"_id": "p", "vk_confirmation_code": None, "vk_callback_secret": ""},
+         ProjectKeys("p", "", None)),  # null and empty: none
+        ({"_id": ObjectId("65f000000000000000000001"), "vk_callback_secret": "s"},
+         ProjectKeys("65f000000000000000000001", "", "s")),  # the id as messages carry it
+        ({"_id": 7.0, "vk_callback_secret": "s"}, ProjectKeys("7", "", "s")),  # integral double
+    ])
+    def test_keys_are_read_through_the_shared_project_model(
+            self, document: Document, expected: ProjectKeys) -> None:
+        """The gateway reads ``projects`` as every service does (shared/documents.py)."""
+        assert project_keys(document) == expected
+
+    def test_an_unusable_project_is_skipped_and_logged_without_its_secret(self) -> None:
+        """A secret that is not a string: not a project the gateway can address."""
+        with capture_logs() as logs:
+            assert project_keys({"_id": "p", "vk_callback_secret": 12345}) is None
+        assert [(entry["event"], entry["project_id"], entry["error"]) for entry in logs] == [
+            ("project_unusable", "p", "vk_callback_secret: expected a string, got int")]

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
 
-from services.callback_gateway.app import lifespan as gateway_lifespan
+from services.callback_gateway.service import lifespan as gateway_lifespan
 from services.refresher.service import lifespan as refresher_lifespan
 from services.update_notifier.lifespan import lifespan as notifier_lifespan
 from shared.mongo import ContentType, Document

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from services.update_notifier.cursor import (
+    CursorVerdict,
     InvalidCursor,
-    Verdict,
     classify,
     first_appearances,
     format_cursor,
@@ -41,32 +41,32 @@ class TestFormatAndParse:
 class TestClassify:
     def test_at_the_latest_entry_is_ok(self) -> None:
         """Nothing new: fine, whatever has expired."""
-        assert classify(10, oldest=None, latest=10) is Verdict.OK
+        assert classify(10, oldest=None, latest=10) is CursorVerdict.OK
 
     def test_fresh_log_is_ok_at_zero(self) -> None:
         """A chain started on an empty log is at seq 0."""
-        assert classify(0, oldest=None, latest=0) is Verdict.OK
+        assert classify(0, oldest=None, latest=0) is CursorVerdict.OK
 
     def test_ahead_of_the_log_is_invalid(self) -> None:
         """A cursor from the future was not issued by this log."""
-        assert classify(11, oldest=1, latest=10) is Verdict.INVALID
+        assert classify(11, oldest=1, latest=10) is CursorVerdict.INVALID
 
     def test_behind_with_the_next_entry_retained_is_ok(self) -> None:
         """The reader can continue when the entry right after its cursor is still there."""
-        assert classify(4, oldest=5, latest=10) is Verdict.OK
-        assert classify(4, oldest=1, latest=10) is Verdict.OK
+        assert classify(4, oldest=5, latest=10) is CursorVerdict.OK
+        assert classify(4, oldest=1, latest=10) is CursorVerdict.OK
 
     def test_behind_with_the_next_entry_expired_needs_resync(self) -> None:
         """Entries after the cursor have expired: the reader must reload everything."""
-        assert classify(4, oldest=6, latest=10) is Verdict.RESYNC
+        assert classify(4, oldest=6, latest=10) is CursorVerdict.RESYNC
 
     def test_behind_an_emptied_log_needs_resync(self) -> None:
         """Everything after the cursor expired."""
-        assert classify(4, oldest=None, latest=10) is Verdict.RESYNC
+        assert classify(4, oldest=None, latest=10) is CursorVerdict.RESYNC
 
     def test_oldest_past_latest_needs_resync(self) -> None:
         """Read in two steps, the oldest can be newer than the latest: still a resync."""
-        assert classify(4, oldest=12, latest=10) is Verdict.RESYNC
+        assert classify(4, oldest=12, latest=10) is CursorVerdict.RESYNC
 
 
 class TestHasGap:
