@@ -15,8 +15,8 @@ The lease is :mod:`shared.leases`' (MongoDB's clock decides expiry), short
 replica that dies delays its projects' posts by at most one lease. A lease still marked
 as this tracker's own when it starts a new run for the project is stale (a run that
 failed while MongoDB had no primary could not release it) and is taken again at once: a
-tracker runs one project at a time. The collection needs no index beyond ``_id``;
-MongoDB creates it on first use.
+tracker runs one project at a time. The collection (declared in :mod:`shared.mongo`)
+needs no index beyond ``_id``.
 """
 
 from __future__ import annotations

@@ -80,12 +80,6 @@ PENDING_AND_DUE: dict[str, Any] = {
 }
 
 
-def state_leases(states: AsyncCollection[Document], owner: str,
-                 lease_seconds: float) -> MongoLeases:
-    """The leases of the refresh keys: ``lease_owner``, ``lease_token``, ``lease_until``."""
-    return MongoLeases(states, owner=owner, lease_seconds=lease_seconds, prefix="lease_")
-
-
 @dataclass(frozen=True, slots=True)
 class KeyLease:
     """The lease of a refresh key, as taken by its holder."""
@@ -127,7 +121,9 @@ class RefreshCoordinator:
                  sleep: Sleep = asyncio.sleep) -> None:
         self._states = states
         self._refresh = refresh
-        self._leases = state_leases(states, owner, lease_seconds)
+        # The keys' leases: ``lease_owner``, ``lease_token``, ``lease_until`` of the state.
+        self._leases = MongoLeases(states, owner=owner, lease_seconds=lease_seconds,
+                                   prefix="lease_")
         self._spacing = spacing or RoundSpacing()
         self._sweep_interval = sweep_interval
         self._monotonic = monotonic

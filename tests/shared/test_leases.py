@@ -1,11 +1,13 @@
-"""The heartbeat every lease holder runs (shared/leases.py)."""
+"""MongoDB leases and the heartbeat every holder runs (shared/leases.py)."""
 
 from __future__ import annotations
 
 import pytest
+from pymongo.asynchronous.database import AsyncDatabase
 from structlog.testing import capture_logs
 
-from shared.leases import keep_alive, renew_interval
+from shared.leases import MongoLeases, keep_alive, renew_interval
+from shared.mongo import Document
 
 
 class ScriptedRenewals:
@@ -47,3 +49,37 @@ class TestKeepAlive:
         assert renew.calls == 4
         failures = [entry for entry in logs if entry["event"] == "lease_renew_failed"]
         assert [entry["error"] for entry in failures] == ["ConnectionError: no primary"] * 2
+
+
+class TestMongoLeases:
+    async def test_a_lease_under_a_prefix_taken_released_and_lost(
+            self, db: AsyncDatabase[Document]) -> None:
+        """The fields live under the prefix; a held lease refuses others; a release sets
+        what it is given with it, only while held and where the document matches."""
+        states = db["leases"]
+        mine = MongoLeases(states, owner="a", lease_seconds=5, prefix="lease_")
+        other = MongoLeases(states, owner="b", lease_seconds=5, prefix="lease_")
+        assert await mine.take("k") is None  # no document, none created
+        await states.insert_one({"_id": "k", "stage": 1, **mine.free})
+        taken = await mine.take("k", where={"stage": 1})
+        assert taken is not None
+        lease, document = taken
+        assert (document["lease_owner"], document["lease_token"]) == ("a", lease.token)
+        assert (document["lease_until"] - mine.taken_at(document)).total_seconds() == 5
+        assert await other.take("k") is None
+        assert await mine.renew(lease)
+        assert not await mine.release(lease, where={"stage": 2})
+        assert await mine.release(lease, also_set={"stage": 2})
+        assert await states.find_one({"_id": "k"}) == {
+            "_id": "k", "stage": 2, "lease_owner": None, "lease_token": None,
+            "lease_until": None}
+        assert not await mine.renew(lease)  # released: no longer ours
+
+    async def test_create_makes_a_missing_document_and_takes_it(
+            self, db: AsyncDatabase[Document]) -> None:
+        """``create``: the document is created free, then taken (once: others wait)."""
+        leases = MongoLeases(db["leases"], owner="a", lease_seconds=5)
+        taken = await leases.take("p", create=True)
+        assert taken is not None and taken[1]["owner"] == "a"
+        other = MongoLeases(db["leases"], owner="b", lease_seconds=5)
+        assert await other.take("p", create=True) is None
