@@ -38,7 +38,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import PROJECTS, Document, connect, ensure_indexes
 from shared.settings import Settings
-from shared.topology import Topology
+from shared.topology import Topology, delete_topology
 from tools.mongod import free_port, mongo_url, start_mongod, stop_mongod
 from tools.vk_sandbox.control import SandboxControl
 
@@ -738,20 +738,6 @@ async def connect_callbacks(stack: Stack, projects: Sequence[BenchProject], gate
     # Let VK's 1-s rate window of these set-up calls pass: the services' own limiters
     # never saw them.
     await asyncio.sleep(1.1)
-
-
-async def delete_topology(url: str, topology: Topology) -> None:
-    import aio_pika
-
-    connection = await aio_pika.connect(url)
-    async with connection:
-        channel = await connection.channel()
-        for queue in topology.consuming_queues:
-            for name in (queue.name, queue.dead_letter_queue):
-                await channel.queue_delete(name)
-        for exchange in (topology.callbacks_exchange, topology.updates_exchange,
-                         topology.dead_letter_exchange):
-            await channel.exchange_delete(exchange)
 
 
 async def purge_queues(url: str, topology: Topology) -> None:
