@@ -15,7 +15,7 @@ import aio_pika
 import aiohttp
 import pytest
 
-from bench.harness import PrivateRabbit
+from bench.infrastructure import PrivateRabbit
 from shared.mongo import connect
 from shared.topology import Topology, declare_topology, delete_topology
 from tests.health.running import SERVICES, isolated_settings, running_service
