@@ -73,21 +73,19 @@ class ChildProcess:
         self._kept: list[str] = []  # the output lines, when piped and not echoed
         self._cursor = 0  # lines :meth:`next_event` has read past
         self._reader: threading.Thread | None = None
-        if log_path is not None:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            with log_path.open("ab") as out:
-                self._popen = subprocess.Popen(
-                    list(args), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=out,
-                    stderr=subprocess.STDOUT, start_new_session=True)
-            return
-        self._popen = subprocess.Popen(
-            list(args), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
-        assert self._popen.stdout is not None
-        # A thread of its own, not the event loop's executor: it lives as long as the child.
-        self._reader = threading.Thread(target=self._read, args=(self._popen.stdout, echo),
-                                        name=f"output of {name}", daemon=True)
-        self._reader.start()
+        with contextlib.ExitStack() as files:
+            if log_path is not None:
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+            output = (files.enter_context(log_path.open("ab")) if log_path is not None
+                      else subprocess.PIPE)
+            self._popen = subprocess.Popen(
+                list(args), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=output,
+                stderr=subprocess.STDOUT, start_new_session=True)
+        if self._popen.stdout is not None:
+            # A thread of its own, not the event loop's executor: it lives as long as the child.
+            self._reader = threading.Thread(target=self._read, args=(self._popen.stdout, echo),
+                                            name=f"output of {name}", daemon=True)
+            self._reader.start()
 
     def _read(self, stream: IO[bytes], echo: Callable[[str], None] | None) -> None:
         sink = echo or self._kept.append
@@ -124,10 +122,12 @@ class ChildProcess:
         """Every complete line printed so far (none when they were echoed)."""
         if self.log_path is None:
             return list(self._kept)
-        with contextlib.suppress(OSError):
-            lines = self.log_path.read_text(errors="replace").splitlines(keepends=True)
-            return lines if not lines or lines[-1].endswith("\n") else lines[:-1]
-        return []
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return []
+        *complete, _unfinished = text.split("\n")  # a line being written is not one yet
+        return [f"{line}\n" for line in complete]
 
     def text(self) -> str:
         return "".join(self.output_lines())
