@@ -21,20 +21,10 @@ from pathlib import Path
 from types import ModuleType
 
 from bench import burst, freshness, gateway, notifier, publishing, scaling, verification
-from bench.harness import (
-    RESULTS_DIR,
-    ROOT,
-    BenchResult,
-    Infra,
-    Mode,
-    NoiseWatch,
-    log,
-    machine_info,
-    raise_open_files_limit,
-    render_table,
-    results_from_json,
-    write_json,
-)
+from bench.figures import BenchResult, results_from_json
+from bench.infrastructure import BenchSize, Infra
+from bench.processes import ROOT, NoiseWatch, raise_open_files_limit
+from bench.report import RESULTS_DIR, log, machine_info, render_table, write_json
 
 QUICK_LANES = (("gateway", "burst", "freshness", "scaling"),
                ("publishing", "verification", "notifier"))
@@ -76,7 +66,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-async def run_one(module: ModuleType, infra: Infra, mode: Mode) -> BenchResult:
+async def run_one(module: ModuleType, infra: Infra, mode: BenchSize) -> BenchResult:
     """Run one benchmark; once more if it failed (the machine's broker is shared, and
     other users' tests may restart it)."""
     for attempt in (1, 2):
@@ -94,7 +84,7 @@ async def run_one(module: ModuleType, infra: Infra, mode: Mode) -> BenchResult:
     return BenchResult(module.NAME, module.TITLE, error=error)
 
 
-async def run_all(mode: Mode, names: list[str], private_broker: bool
+async def run_all(mode: BenchSize, names: list[str], private_broker: bool
                   ) -> tuple[list[BenchResult], Infra, float]:
     started = time.monotonic()
     infra = Infra(mode, private_broker)
@@ -144,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [name for name in names if name not in MODULES]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}")
-    mode = Mode(quick=args.quick)
+    mode = BenchSize(quick=args.quick)
     open_files = raise_open_files_limit()
     machine = machine_info()
     results, infra, seconds = asyncio.run(run_all(mode, names, args.private_broker))

@@ -16,21 +16,11 @@ import asyncio
 import time
 from typing import Any
 
-from bench.harness import (
-    BenchProject,
-    BenchResult,
-    Figure,
-    Infra,
-    Mode,
-    Stack,
-    Target,
-    connect_callbacks,
-    distribution,
-    fixed_spacing,
-    log,
-    round_spacing,
-    wait_until,
-)
+from bench.figures import BenchResult, Figure, Target, distribution
+from bench.infrastructure import BenchSize, Infra
+from bench.processes import wait_until
+from bench.report import log
+from bench.stack import BenchProject, Stack, connect_callbacks, fixed_spacing, round_spacing
 from shared.mongo import PROCESSED_EVENTS, REFRESH_STATE
 from tools.vk_sandbox.control import SandboxControl
 
@@ -105,7 +95,7 @@ class Bursts:
         return outcome
 
 
-async def run(infra: Infra, mode: Mode) -> BenchResult:
+async def run(infra: Infra, mode: BenchSize) -> BenchResult:
     result = BenchResult(NAME, TITLE)
     stack = Stack(infra, NAME)
     try:

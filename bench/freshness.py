@@ -35,23 +35,11 @@ from typing import Any
 import aiohttp
 
 from bench import profiling
-from bench.harness import (
-    BenchProject,
-    BenchResult,
-    CpuWatch,
-    Figure,
-    Infra,
-    Mode,
-    Stack,
-    Target,
-    callback_body,
-    distribution,
-    fixed_spacing,
-    log,
-    percentile,
-    round_spacing,
-    wait_until,
-)
+from bench.figures import BenchResult, Figure, Target, distribution, percentile
+from bench.infrastructure import BenchSize, Infra
+from bench.processes import CpuWatch, wait_until
+from bench.report import log
+from bench.stack import BenchProject, Stack, callback_body, fixed_spacing, round_spacing
 from shared.mongo import ContentType
 from tools.vk_sandbox.control import SandboxControl
 
@@ -203,7 +191,7 @@ async def settle(observations: Observations) -> dict[str, int]:
             for channel in CHANNELS}
 
 
-async def run(infra: Infra, mode: Mode) -> BenchResult:
+async def run(infra: Infra, mode: BenchSize) -> BenchResult:
     result = BenchResult(NAME, TITLE)
     stack = Stack(infra, NAME)
     tasks: list[asyncio.Task[None]] = []

@@ -41,21 +41,12 @@ from typing import Any
 import aiohttp
 
 from bench import profiling
-from bench.harness import (
-    BenchResult,
-    Figure,
-    Infra,
-    Mode,
-    ServiceProc,
-    Stack,
-    Target,
-    callback_body,
-    descendants,
-    distribution,
-    log,
-    purge_queues,
-)
+from bench.figures import BenchResult, Figure, Target, distribution
+from bench.infrastructure import BenchSize, Infra
 from bench.load import WRK, run_open_loop, run_wrk
+from bench.processes import BenchService, descendants
+from bench.report import log
+from bench.stack import Stack, callback_body, purge_queues
 from shared.broker import Broker
 from shared.messages import CallbackEvent
 from shared.topology import Topology
@@ -104,7 +95,7 @@ def cpu_us_per_request(run: dict[str, Any], process: str) -> float:
 _BATCH_LINE = re.compile(r"^gateway_(batched_events|batches)_total ([0-9.e+]+)$", re.MULTILINE)
 
 
-async def batch_totals(proc: ServiceProc) -> tuple[float, float]:
+async def batch_totals(proc: BenchService) -> tuple[float, float]:
     """(events, batches) the gateway has published so far, from its ``/metrics``."""
     async with aiohttp.ClientSession() as session, session.get(f"{proc.base_url}/metrics") as response:
         text = await response.text()
@@ -115,7 +106,7 @@ async def batch_totals(proc: ServiceProc) -> tuple[float, float]:
 DURABLE = ("naive", "gateway", "gateway_asyncio", "gateway_2workers")
 
 
-async def run(infra: Infra, mode: Mode) -> BenchResult:
+async def run(infra: Infra, mode: BenchSize) -> BenchResult:
     result = BenchResult(NAME, TITLE)
     stack = Stack(infra, NAME)
     try:
@@ -135,7 +126,7 @@ async def run(infra: Infra, mode: Mode) -> BenchResult:
                 stack.start_service("callback_gateway", label="gateway_2workers",
                                     GATEWAY_WORKERS="2")]
             names += ["gateway_asyncio", "gateway_2workers"]
-        servers: dict[str, ServiceProc] = dict(zip(names, await asyncio.gather(*starting),
+        servers: dict[str, BenchService] = dict(zip(names, await asyncio.gather(*starting),
                                                    strict=True))
         gateway = servers["gateway"]
         topology = Topology(stack.prefix)

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.harness import PYTHON, ROOT, CpuWatch
+from bench.processes import PYTHON, ROOT, CpuWatch
 
 WRK = shutil.which("wrk")
 

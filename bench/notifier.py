@@ -25,20 +25,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench import profiling
+from bench.figures import BenchResult, Figure, Target
 from bench.gateway import cpu_us_per_request
-from bench.harness import (
-    PYTHON,
-    ROOT,
-    BenchResult,
-    Figure,
-    Infra,
-    Mode,
-    ServiceProc,
-    Stack,
-    Target,
-    log,
-)
+from bench.infrastructure import BenchSize, Infra
 from bench.load import run_open_loop, run_wrk
+from bench.processes import PYTHON, ROOT, BenchService
+from bench.report import log
+from bench.stack import Stack
 from services.update_notifier.update_log import SEQ_COUNTER_ID
 from shared.broker import Broker
 from shared.messages import ProjectUpdated
@@ -64,7 +57,7 @@ async def fill_log(stack: Stack) -> None:
                                         upsert=True)
 
 
-async def capacity(proc: ServiceProc, bodies: list[str], pids: dict[str, int], upper: float,
+async def capacity(proc: BenchService, bodies: list[str], pids: dict[str, int], upper: float,
                    fractions: list[float], seconds: float) -> tuple[float, list[dict[str, Any]]]:
     """The highest tested rate with p99 ≤ 20 ms and no errors, and every step's result.
 
@@ -93,7 +86,7 @@ async def capacity(proc: ServiceProc, bodies: list[str], pids: dict[str, int], u
     return best, steps
 
 
-async def streams(stack: Stack, notifier: ServiceProc, count: int) -> dict[str, Any]:
+async def streams(stack: Stack, notifier: BenchService, count: int) -> dict[str, Any]:
     idle_rss = notifier.rss_bytes()
     clients = await asyncio.create_subprocess_exec(
         PYTHON, "-m", "bench.sse_clients", "--port", str(notifier.port), "--count", str(count),
@@ -133,7 +126,7 @@ async def streams(stack: Stack, notifier: ServiceProc, count: int) -> dict[str, 
     }
 
 
-async def run(infra: Infra, mode: Mode) -> BenchResult:
+async def run(infra: Infra, mode: BenchSize) -> BenchResult:
     result = BenchResult(NAME, TITLE)
     stack = Stack(infra, NAME)
     try:

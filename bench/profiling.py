@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.harness import ROOT
+from bench.processes import ROOT
 
 PY_SPY = shutil.which("py-spy") or (str(ROOT / ".venv" / "bin" / "py-spy")
                                     if (ROOT / ".venv" / "bin" / "py-spy").exists() else None)

@@ -26,21 +26,11 @@ from typing import Any
 
 from bson import ObjectId
 
-from bench.harness import (
-    BenchProject,
-    BenchResult,
-    CpuWatch,
-    Figure,
-    Infra,
-    Mode,
-    ServiceProc,
-    Stack,
-    Target,
-    distribution,
-    log,
-    percentile,
-    wait_until,
-)
+from bench.figures import BenchResult, Figure, Target, distribution, percentile
+from bench.infrastructure import BenchSize, Infra
+from bench.processes import BenchService, CpuWatch, wait_until
+from bench.report import log
+from bench.stack import BenchProject, Stack
 from shared.mongo import SYSTEM_POSTS
 from tools.vk_sandbox.control import SandboxControl
 
@@ -75,8 +65,8 @@ async def all_verified(stack: Stack) -> bool:
     return await stack.db[SYSTEM_POSTS].count_documents({}) == 0
 
 
-async def punctuality(stack: Stack, sandbox: SandboxControl, tracker: ServiceProc,
-                      projects: list[BenchProject], mode: Mode) -> dict[str, Any]:
+async def punctuality(stack: Stack, sandbox: SandboxControl, tracker: BenchService,
+                      projects: list[BenchProject], mode: BenchSize) -> dict[str, Any]:
     infra = stack.infra
     projects_count = len(projects)
     posts, window, lead = mode.pick((500, 60.0, 5.0), (30, 2.0, 1.0))
@@ -110,8 +100,8 @@ async def punctuality(stack: Stack, sandbox: SandboxControl, tracker: ServicePro
             "cpu": watch.report()}
 
 
-async def backlog(stack: Stack, sandbox: SandboxControl, tracker: ServiceProc,
-                  projects: list[BenchProject], mode: Mode, tag: str = "") -> dict[str, Any]:
+async def backlog(stack: Stack, sandbox: SandboxControl, tracker: BenchService,
+                  projects: list[BenchProject], mode: BenchSize, tag: str = "") -> dict[str, Any]:
     infra = stack.infra
     await sandbox.clear_calls()
     await asyncio.sleep(1.1)  # VK's 1-s window of earlier calls with these tokens
@@ -144,7 +134,7 @@ async def backlog(stack: Stack, sandbox: SandboxControl, tracker: ServiceProc,
             "cpu": watch.report()}
 
 
-async def run(infra: Infra, mode: Mode) -> BenchResult:
+async def run(infra: Infra, mode: BenchSize) -> BenchResult:
     result = BenchResult(NAME, TITLE)
     stack = Stack(infra, NAME)
     try:

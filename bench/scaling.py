@@ -20,18 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bench import profiling
-from bench.harness import (
-    BenchProject,
-    BenchResult,
-    CpuWatch,
-    Figure,
-    Infra,
-    Mode,
-    ServiceProc,
-    Stack,
-    log,
-    wait_until,
-)
+from bench.figures import BenchResult, Figure
+from bench.infrastructure import BenchSize, Infra
+from bench.processes import BenchService, CpuWatch, wait_until
+from bench.report import log
+from bench.stack import BenchProject, Stack
 from shared.broker import Broker
 from shared.messages import CallbackEvent, new_correlation_id
 from shared.mongo import PROCESSED_EVENTS, REFRESH_FENCES, REFRESH_STATE, ContentType
@@ -83,7 +76,7 @@ async def one_run(stack: Stack, sandbox: SandboxControl, projects: list[BenchPro
         await stack.db[collection].delete_many({})
     await sandbox.clear_calls()
     await asyncio.sleep(1.1)  # VK's 1-s window of the previous run's calls
-    procs: list[ServiceProc] = []
+    procs: list[BenchService] = []
     try:
         # The filler's broker declares the whole topology before it publishes.
         await fill_queue(stack, projects, events)
@@ -130,7 +123,7 @@ async def one_run(stack: Stack, sandbox: SandboxControl, projects: list[BenchPro
             await stack.stop_proc(proc)
 
 
-async def run(infra: Infra, mode: Mode) -> BenchResult:
+async def run(infra: Infra, mode: BenchSize) -> BenchResult:
     result = BenchResult(NAME, TITLE)
     events = mode.pick(2400, 300)
     runs: dict[int, list[dict[str, Any]]] = {1: [], 2: []}

@@ -20,17 +20,11 @@ from typing import Any
 
 from bson import ObjectId
 
-from bench.harness import (
-    BenchProject,
-    BenchResult,
-    Figure,
-    Infra,
-    Mode,
-    Stack,
-    Target,
-    log,
-    wait_until,
-)
+from bench.figures import BenchResult, Figure, Target
+from bench.infrastructure import BenchSize, Infra
+from bench.processes import wait_until
+from bench.report import log
+from bench.stack import BenchProject, Stack
 from shared.mongo import POST_TRACKER_LEASES, SYSTEM_POSTS
 from tools.vk_sandbox.control import SandboxControl
 
@@ -57,7 +51,7 @@ def publishing_post(project: BenchProject, post_id: int, text: str) -> dict[str,
             "sent_text": text, "correlation_id": uuid.uuid4().hex, "published_at": claimed}
 
 
-async def run(infra: Infra, mode: Mode) -> BenchResult:
+async def run(infra: Infra, mode: BenchSize) -> BenchResult:
     result = BenchResult(NAME, TITLE)
     stack = Stack(infra, NAME)
     try:

@@ -109,3 +109,20 @@ async def declare_topology(channel: AbstractChannel, topology: Topology) -> Decl
         queues[spec.name] = queue
         queues[spec.dead_letter_queue] = parked
     return Declared(exchanges, queues)
+
+
+async def delete_topology(url: str, topology: Topology) -> None:
+    """Delete every queue and exchange of ``topology`` (idempotent).
+
+    For test runs and benchmarks that share a broker: leaked quorum queues pile up
+    (each holds files open) until the broker refuses connections.
+    """
+    connection = await aio_pika.connect(url, timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        for queue in topology.consuming_queues:
+            for name in (queue.name, queue.dead_letter_queue):
+                await channel.queue_delete(name)
+        for exchange in (topology.callbacks_exchange, topology.updates_exchange,
+                         topology.dead_letter_exchange):
+            await channel.exchange_delete(exchange)

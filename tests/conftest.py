@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import aio_pika
 import pytest
 from aiohttp import web
 from pymongo import AsyncMongoClient
@@ -31,7 +30,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.broker import Broker
 from shared.mongo import Document, connect, ensure_indexes
 from shared.settings import Settings
-from shared.topology import Topology
+from shared.topology import Topology, delete_topology
 from tests.containers.infra import (
     RABBITMQ_CONTAINER_ENV,
     Infrastructure,
@@ -147,19 +146,6 @@ async def broker(settings: Settings) -> AsyncIterator[Broker]:
     await instance.connect()
     yield instance
     await instance.close()
-
-
-async def delete_topology(url: str, topology: Topology) -> None:
-    """Delete every queue and exchange of ``topology`` (idempotent)."""
-    connection = await aio_pika.connect(url, timeout=10)
-    async with connection:
-        channel = await connection.channel()
-        for queue in topology.consuming_queues:
-            for name in (queue.name, queue.dead_letter_queue):
-                await channel.queue_delete(name)
-        for exchange in (topology.callbacks_exchange, topology.updates_exchange,
-                         topology.dead_letter_exchange):
-            await channel.exchange_delete(exchange)
 
 
 @dataclass(frozen=True)

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import IO
-
-import aiohttp
 
 from shared.logging import configure_logging
 from shared.settings import LogFormat, LogLevel, Settings
 from tools.demo import seed_demo_project
 from tools.mongod import mongo_url, start_mongod, stop_mongod
+from tools.processes import ChildProcess, python_module, wait_until_healthy
 from tools.vk_sandbox import DEMO_GROUP_ID
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,11 +40,6 @@ def say(name: str, line: str) -> None:
         prefix = f"\033[{COLOURS.get(name, 37)}m{prefix}\033[0m"
     sys.stdout.write(prefix + line.rstrip("\n") + "\n")
     sys.stdout.flush()
-
-
-def pump(name: str, stream: IO[bytes]) -> None:
-    for raw in iter(stream.readline, b""):
-        say(name, raw.decode(errors="replace"))
 
 
 def child_environment() -> dict[str, str]:
@@ -68,54 +61,30 @@ def child_environment() -> dict[str, str]:
 
 
 class Supervisor:
+    """The children of ``make run``, stopped in the reverse order of their start."""
+
     def __init__(self) -> None:
-        self.children: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.children: list[ChildProcess] = []
         self.mongod: subprocess.Popen[bytes] | None = None
 
-    def spawn(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        # A session of its own: Ctrl-C reaches only us, and we stop children in order.
-        process = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=child_environment(),
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        assert process.stdout is not None
-        asyncio.get_running_loop().run_in_executor(None, pump, name, process.stdout)
-        self.children.append((name, process))
-        return process
+    def spawn(self, name: str, *args: str) -> ChildProcess:
+        child = ChildProcess(name, python_module(*args), env=child_environment(),
+                             echo=functools.partial(say, name))
+        self.children.append(child)
+        return child
 
-    def stop_all(self) -> None:
-        for name, process in reversed(self.children):
-            if process.poll() is None:
-                say("run", f"stopping {name} (pid {process.pid})")
-                process.terminate()
-        deadline = time.monotonic() + 15
-        for name, process in self.children:
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                say("run", f"{name} (pid {process.pid}) did not stop; killing it")
-                process.kill()
-                process.wait()
+    async def stop_all(self) -> None:
+        running = [child for child in reversed(self.children) if child.alive]
+        for child in running:
+            say("run", f"stopping {child.name} (pid {child.pid})")
+        await asyncio.gather(*(child.stop(15) for child in running))
         if self.mongod is not None:
             say("run", f"stopping mongod (pid {self.mongod.pid})")
-            stop_mongod(self.mongod)
+            await asyncio.to_thread(stop_mongod, self.mongod)
 
     def dead_child(self) -> str | None:
-        return next((f"{name} exited with {p.returncode}" for name, p in self.children
-                     if p.poll() is not None), None)
-
-
-async def wait_http_ok(url: str, supervisor: Supervisor, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.monotonic() < deadline:
-            if failure := supervisor.dead_child():
-                raise RuntimeError(failure)
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(url) as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.2)
-    raise TimeoutError(f"{url} not ready within {timeout}s")
+        return next((f"{child.name} exited with {child.returncode}" for child in self.children
+                     if not child.alive), None)
 
 
 async def main() -> int:
@@ -131,13 +100,15 @@ async def main() -> int:
             say("run", f"starting mongod on 127.0.0.1:{MONGO_PORT} (data in .mongo-data/)")
             supervisor.mongod = await asyncio.to_thread(start_mongod, ROOT / ".mongo-data",
                                                         MONGO_PORT)
-        supervisor.spawn("vk_sandbox", "-m", "tools.vk_sandbox", "--demo", "--host", "127.0.0.1",
+        supervisor.spawn("vk_sandbox", "tools.vk_sandbox", "--demo", "--host", "127.0.0.1",
                          "--port", str(SANDBOX_PORT), "--retry-scale", "0.1")
-        await wait_http_ok(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/health", supervisor)
+        await wait_until_healthy(f"http://127.0.0.1:{SANDBOX_PORT}/_sandbox/health",
+                                 supervisor.children, timeout=30)
         for service in SERVICES:
-            supervisor.spawn(service, "-m", f"services.{service}")
-        await wait_http_ok(f"http://127.0.0.1:{GATEWAY_PORT}/readyz", supervisor)
-        await wait_http_ok(f"http://127.0.0.1:{NOTIFIER_PORT}/readyz", supervisor)
+            supervisor.spawn(service, f"services.{service}")
+        for port in (GATEWAY_PORT, NOTIFIER_PORT):
+            await wait_until_healthy(f"http://127.0.0.1:{port}/readyz", supervisor.children,
+                                     timeout=30)
         environment = child_environment()
         settings = Settings.model_validate({"mongo_url": environment["MONGO_URL"],
                                             "vk_api_url": environment["VK_API_URL"]})
@@ -156,7 +127,7 @@ async def main() -> int:
         say("run", f"failed: {type(exc).__name__}: {exc}")
         return 1
     finally:
-        await asyncio.to_thread(supervisor.stop_all)
+        await supervisor.stop_all()
         say("run", "stopped")
 
 

@@ -10,8 +10,7 @@ import pytest
 from shared.broker import Broker
 from shared.mongo import connect
 from shared.settings import Settings
-from shared.topology import Topology
-from tests.conftest import delete_topology
+from shared.topology import Topology, delete_topology
 from tests.health.running import isolated_settings
 
 TEARDOWN_TIMEOUT_SECONDS = 30.0

@@ -13,7 +13,7 @@ from shared.mongo import Document
 from shared.settings import Settings
 from tests.callback_gateway.test_app import event, queued
 from tests.factories import insert_project
-from tests.processes import next_log_line, start_service
+from tests.support.processes import start_service
 from tools.mongod import free_port
 
 SENDERS = 16
@@ -28,9 +28,9 @@ class TestGatewayKilledMidBatch:
         requests cut off got no 'ok' (VK would retry them)."""
         await insert_project(db, group_id=41)
         port = free_port()
-        process = await start_service("callback_gateway", settings, GATEWAY_HOST="127.0.0.1",
-                                      GATEWAY_PORT=str(port))
-        await next_log_line(process.stdout, "ready", timeout=60)
+        process = start_service("callback_gateway", settings, GATEWAY_HOST="127.0.0.1",
+                                GATEWAY_PORT=str(port))
+        await process.next_event("ready", timeout=60)
         acknowledged: list[str] = []
         cut_off: list[str] = []
         enough = asyncio.Event()

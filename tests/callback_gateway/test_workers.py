@@ -16,17 +16,18 @@ from shared.mongo import Document
 from shared.settings import Settings
 from tests.callback_gateway.test_app import event, queued
 from tests.factories import insert_project
-from tests.processes import next_log_line, start_service
 from tests.rabbit import rabbitmqctl
+from tests.support.processes import start_service
 from tests.waiting import eventually
 from tools.mongod import free_port
+from tools.processes import ChildProcess
 
 
 @pytest.fixture
-async def workers(settings: Settings) -> AsyncIterator[tuple[asyncio.subprocess.Process, str]]:
+async def workers(settings: Settings) -> AsyncIterator[tuple[ChildProcess, str]]:
     port = free_port()
-    process = await start_service("callback_gateway", settings, GATEWAY_WORKERS="2",
-                                  GATEWAY_HOST="127.0.0.1", GATEWAY_PORT=str(port))
+    process = start_service("callback_gateway", settings, GATEWAY_WORKERS="2",
+                            GATEWAY_HOST="127.0.0.1", GATEWAY_PORT=str(port))
     yield process, f"http://127.0.0.1:{port}"
     if process.returncode is None:
         process.send_signal(signal.SIGTERM)
@@ -41,16 +42,16 @@ async def gateway_connections(prefix_pids: list[int]) -> set[int]:
 
 class TestWorkers:
     async def test_two_workers_share_the_port_and_report_metrics_together(
-            self, workers: tuple[asyncio.subprocess.Process, str], db: AsyncDatabase[Document],
+            self, workers: tuple[ChildProcess, str], db: AsyncDatabase[Document],
             broker: Broker) -> None:
         """Both workers start (each with its own broker connection), callbacks are accepted
         on the one port, and /metrics of either counts the callbacks of both."""
         process, url = workers
-        started = await next_log_line(process.stdout, "workers_started", timeout=60)
+        started = await process.next_event("workers_started", timeout=60)
         pids = started["pids"]
         assert len(pids) == 2
         for _ in pids:
-            await next_log_line(process.stdout, "ready", timeout=90)
+            await process.next_event("ready", timeout=90)
         assert await eventually(lambda: gateway_connections(pids), what="broker connections")
         assert await gateway_connections(pids) == set(pids)
 
@@ -70,12 +71,12 @@ class TestWorkers:
         assert len(await queued(broker)) == 40
 
     async def test_a_dead_worker_stops_the_set_with_a_failure(
-            self, workers: tuple[asyncio.subprocess.Process, str]) -> None:
+            self, workers: tuple[ChildProcess, str]) -> None:
         """kill -9 of one worker: the supervisor stops the other and exits 1 (restart it all)."""
         process, _ = workers
-        pids = (await next_log_line(process.stdout, "workers_started", timeout=60))["pids"]
+        pids = (await process.next_event("workers_started", timeout=60))["pids"]
         for _ in pids:
-            await next_log_line(process.stdout, "ready", timeout=90)
+            await process.next_event("ready", timeout=90)
         os.kill(pids[0], signal.SIGKILL)
         assert await asyncio.wait_for(process.wait(), 40) == 1
         for pid in pids:

@@ -12,8 +12,7 @@ from aiohttp import web
 
 from shared.mongo import connect
 from shared.settings import Settings
-from shared.topology import Topology
-from tests.conftest import delete_topology
+from shared.topology import Topology, delete_topology
 from tests.factories import insert_project
 from tests.health.running import SERVICES, RunningService, isolated_settings, running_service
 from tools.mongod import free_port

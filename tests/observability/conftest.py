@@ -15,10 +15,9 @@ import aio_pika
 import aiohttp
 import pytest
 
-from bench.harness import PrivateRabbit
+from bench.infrastructure import PrivateRabbit
 from shared.mongo import connect
-from shared.topology import Topology, declare_topology
-from tests.conftest import delete_topology
+from shared.topology import Topology, declare_topology, delete_topology
 from tests.health.running import SERVICES, isolated_settings, running_service
 from tests.observability.promql import ROOT, exposed_labels
 from tests.waiting import eventually

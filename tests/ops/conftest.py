@@ -16,8 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import Document
 from shared.settings import Settings
-from shared.topology import Topology
-from tests.conftest import delete_topology
+from shared.topology import Topology, delete_topology
 from tools.ops.cli import run
 from tools.ops.prompts import Prompts
 

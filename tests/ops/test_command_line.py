@@ -13,9 +13,10 @@ from shared.mongo import Document
 from shared.settings import Settings
 from tests.factories import insert_project
 from tests.ops.conftest import Ops
-from tests.processes import ROOT, service_environment
+from tests.support.environment import service_environment
 from tools.mongod import free_port
 from tools.ops.cli import build_parser
+from tools.processes import ROOT
 
 COMMANDS = ("projects", "callback", "dlq", "posts")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import re
 
-from tests.processes import ROOT
 from tools.ops.cli import build_parser
+from tools.processes import ROOT
 
 WORD = re.compile(r"--[a-z][a-z-]*|[a-z][a-z_]*")
 

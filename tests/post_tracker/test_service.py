@@ -12,7 +12,7 @@ from shared.mongo import Document
 from shared.settings import Settings
 from tests.conftest import RunningSandbox
 from tests.post_tracker.conftest import UpdatesInbox, insert_post, new_community, wait_deleted
-from tests.processes import next_log_line, start_service
+from tests.support.processes import start_service
 
 
 class TestServiceProcess:
@@ -20,23 +20,22 @@ class TestServiceProcess:
             self, settings: Settings, db: AsyncDatabase[Document], broker: Broker,
             vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
         """The service logs ready, publishes a due post, and exits 0 on SIGTERM."""
-        process = await start_service("post_tracker", settings, VK_API_URL=vk_sandbox.api_url,
-                                      TRACKER_INTERVAL_SECONDS="1")
+        process = start_service("post_tracker", settings, VK_API_URL=vk_sandbox.api_url,
+                                TRACKER_INTERVAL_SECONDS="1")
         try:
-            ready = await next_log_line(process.stdout, "ready")
+            ready = await process.next_event("ready")
             assert ready["service"] == "post_tracker"
             community = await new_community(db, vk_sandbox)
             post_id = await insert_post(db, community.project_id, "From the service")
-            line = await next_log_line(process.stdout, "post_published")
+            line = await process.next_event("post_published")
             assert (line["post_id"], line["project_id"]) == (str(post_id), community.project_id)
             assert line["service"] == "post_tracker" and line["correlation_id"]
             await wait_deleted(db, post_id)
             await inbox.wait_for(community.project_id, 2)
             process.send_signal(signal.SIGTERM)
-            await next_log_line(process.stdout, "tracker_stopped", timeout=10)
-            await next_log_line(process.stdout, "stopped", timeout=10)
+            await process.next_event("tracker_stopped", timeout=10)
+            await process.next_event("stopped", timeout=10)
             assert await asyncio.wait_for(process.wait(), 10) == 0
         finally:
             if process.returncode is None:
-                process.kill()
-                await process.wait()
+                await process.kill()

@@ -24,8 +24,7 @@ import aio_pika
 import pytest
 
 from shared.settings import Settings
-from shared.topology import Topology
-from tests.conftest import delete_topology
+from shared.topology import Topology, delete_topology
 from tests.resilience.harness import LogBook, ServiceGroup
 from tools.vk_sandbox import SandboxConfig
 

@@ -19,7 +19,7 @@ from shared.mongo import POST_TRACKER_LEASES, Document
 from shared.settings import Settings
 from tests.conftest import RunningSandbox
 from tests.resilience.conftest import Figures, Mode
-from tests.resilience.harness import LogBook, ServiceGroup, ServiceProcess
+from tests.resilience.harness import LogBook, ServiceGroup
 from tests.resilience.stack import (
     insert_system_post,
     plain_community,
@@ -28,6 +28,7 @@ from tests.resilience.stack import (
     wall_texts,
 )
 from tests.waiting import eventually
+from tools.processes import ChildProcess
 
 DEFAULT_TRACKER_LEASE = Settings.model_fields["tracker_lease_seconds"].default
 # Takeover lands within a lease + the sweep/recheck (1 s) + the work itself; the bound
@@ -41,7 +42,7 @@ def defaults(settings: Settings) -> Settings:
 
 
 async def lease_holder(db: AsyncDatabase[Document], project_id: str,
-                       trackers: list[ServiceProcess]) -> ServiceProcess | None:
+                       trackers: list[ChildProcess]) -> ChildProcess | None:
     """The tracker process holding the project's lease (owner is ``host:pid:suffix``)."""
     lease = await db[POST_TRACKER_LEASES].find_one({"_id": project_id, "owner": {"$ne": None}})
     if lease is None:
@@ -75,7 +76,7 @@ class TestCrashTakeoverWithDefaults:
                 in_flight = f"in flight when killed {tag}"
                 await insert_system_post(db, community.project_id, in_flight)
 
-                async def sending(text: str = in_flight) -> ServiceProcess | None:
+                async def sending(text: str = in_flight) -> ChildProcess | None:
                     if await wall_post_calls(vk_sandbox, text) == 0:
                         return None
                     return await lease_holder(db, community.project_id, trackers)

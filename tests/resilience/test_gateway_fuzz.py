@@ -29,9 +29,10 @@ from shared.mongo import Document
 from shared.settings import Settings
 from tests.factories import insert_project
 from tests.resilience.conftest import Figures, Mode
-from tests.resilience.harness import ROOT, LogBook, ServiceGroup
+from tests.resilience.harness import LogBook, ServiceGroup
 from tests.resilience.stack import queue_depths, stack_settings
 from tests.waiting import eventually
+from tools.processes import ROOT
 
 KNOWN_GROUP = 770_001
 SECRET = "fuzz-secret-0123456789abcdefXYZ"
@@ -342,10 +343,10 @@ class TestGatewayFuzzing:
 
         warm_up = Tally()  # every code path once, so RSS is measured after first-use growth
         await asyncio.to_thread(fuzz, port, limit, 100, warm_up)
-        rss_before = gateway.rss_kib()
+        rss_before = gateway.rss_bytes() // 1024
         tally = Tally()
         await asyncio.to_thread(fuzz, port, limit, examples, tally)
-        rss_after = gateway.rss_kib()
+        rss_after = gateway.rss_bytes() // 1024
 
         assert gateway.alive
         async with aiohttp.ClientSession() as http_session, \

@@ -17,7 +17,7 @@ from shared.mongo import REFRESH_STATE, ContentType, Document
 from shared.settings import Settings
 from tests.conftest import RunningSandbox
 from tests.resilience.conftest import Figures, Mode
-from tests.resilience.harness import LogBook, ServiceGroup, ServiceProcess
+from tests.resilience.harness import LogBook, ServiceGroup
 from tests.resilience.stack import (
     Community,
     cached_ids,
@@ -28,6 +28,7 @@ from tests.resilience.stack import (
     wait_converged,
 )
 from tests.waiting import eventually
+from tools.processes import ChildProcess
 
 LEASE_SECONDS = Settings.model_fields["refresher_lease_seconds"].default  # 10 s
 SWEEP_SECONDS = 1.0  # RefreshCoordinator's sweep interval
@@ -39,8 +40,8 @@ def holder_pid(state: Document) -> int:
 
 
 async def kill_inside_refresh(db: AsyncDatabase[Document], sandbox: RunningSandbox,
-                              community: Community, replicas: list[ServiceProcess], text: str
-                              ) -> tuple[ServiceProcess, int, float]:
+                              community: Community, replicas: list[ChildProcess], text: str
+                              ) -> tuple[ChildProcess, int, float]:
     """Make a post (its callback takes a ticket) and ``kill -9`` the replica that holds the
     refresh's lease while its ``wall.get`` is in the sandbox. Returns the victim, the post
     id and when it died."""

@@ -9,7 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.broker import Broker
 from shared.mongo import Document
 from shared.settings import Settings
-from tests.processes import next_log_line, start_service
+from tests.support.processes import start_service
 from tests.update_notifier.conftest import logged, publish
 from tools.mongod import free_port
 
@@ -24,13 +24,13 @@ class TestServiceProcess:
     ) -> None:
         """``python -m services.update_notifier`` logs ready, consumes, serves, and exits 0 on SIGTERM."""
         port = free_port()
-        process = await start_service("update_notifier", settings, NOTIFIER_HOST="127.0.0.1",
-                                      NOTIFIER_PORT=str(port))
+        process = start_service("update_notifier", settings, NOTIFIER_HOST="127.0.0.1",
+                                NOTIFIER_PORT=str(port))
         try:
-            ready = await next_log_line(process.stdout, "ready")
+            ready = await process.next_event("ready")
             assert ready["service"] == "update_notifier"
             await publish(broker, ["p1"])
-            recorded = await next_log_line(process.stdout, "project_update_recorded")
+            recorded = await process.next_event("project_update_recorded")
             assert (recorded["project_id"], recorded["seq"]) == ("p1", 1)
             assert recorded["correlation_id"]
             await logged(db, 1)
@@ -44,10 +44,9 @@ class TestServiceProcess:
                     assert (await stream.content.readline()).startswith(b"retry:")
                     started = loop_time()
                     process.send_signal(signal.SIGTERM)
-                    await next_log_line(process.stdout, "stopped", timeout=10)
+                    await process.next_event("stopped", timeout=10)
                     assert await asyncio.wait_for(process.wait(), 10) == 0
                     assert loop_time() - started < 5
         finally:
             if process.returncode is None:
-                process.kill()
-                await process.wait()
+                await process.kill()
