@@ -34,7 +34,7 @@ from bench.report import log
 from bench.stack import Stack
 from services.update_notifier.update_log import SEQ_COUNTER_ID
 from shared.broker import Broker
-from shared.messages import ProjectUpdated
+from shared.messages import ProjectUpdated, UpdateReason
 from shared.mongo import COUNTERS, PROJECT_UPDATES
 from shared.topology import Topology
 
@@ -50,7 +50,7 @@ async def fill_log(stack: Stack) -> None:
     now = datetime.now(UTC)
     await stack.db[PROJECT_UPDATES].insert_many([{
         "_id": seq, "project_id": f"bench-{seq % 50}", "content_types": ["published"],
-        "reason": "refresh", "correlation_id": uuid.uuid4().hex, "occurred_at": now,
+        "reason": UpdateReason.REFRESH, "correlation_id": uuid.uuid4().hex, "occurred_at": now,
         "created_at": now, "dedupe_key": uuid.uuid4().hex,
     } for seq in range(1, LOG_ENTRIES + 1)])
     await stack.db[COUNTERS].update_one({"_id": SEQ_COUNTER_ID}, {"$set": {"seq": LOG_ENTRIES}},
@@ -102,7 +102,7 @@ async def streams(stack: Stack, notifier: BenchService, count: int) -> dict[str,
         try:
             published_at = time.time()
             await broker.publish_update(ProjectUpdated(project_id="bench-fanout",
-                                                       reason="refresh"))
+                                                       reason=UpdateReason.REFRESH))
         finally:
             await broker.close()
         clients.stdin.write(b"go\n")

@@ -31,6 +31,7 @@ from bench.infrastructure import BenchSize, Infra
 from bench.processes import BenchService, CpuWatch, wait_until
 from bench.report import log
 from bench.stack import BenchProject, Stack
+from shared.documents import PostStatus
 from shared.mongo import SYSTEM_POSTS
 from tools.vk_sandbox.control import SandboxControl
 
@@ -44,7 +45,7 @@ NARROW_PARALLEL = 32
 def system_post(project: BenchProject, key: str, due: datetime) -> dict[str, Any]:
     """A post as the product writes it (README, data contract)."""
     return {"_id": ObjectId(), "project_id": project.id, "text": f"bench {key}",
-            "attachments": [], "publication_date": due, "status": "pending_publication",
+            "attachments": [], "publication_date": due, "status": PostStatus.PENDING,
             "vk_post_id": None, "error": None}
 
 
