@@ -7,13 +7,14 @@ project-wide ``vk_sandbox`` fixture, with VK's limits (3 requests/s per user tok
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
 
-from shared.retry import BackoffPolicy
+from shared.retry import BackoffPolicy, Sleep
 from shared.vk.client import VkClient
 from shared.vk.rate_limit import RateLimiterRegistry
 from tests.conftest import RunningSandbox
@@ -38,10 +39,22 @@ class Community:
 
 
 def make_client(api_url: str, *, timeout_seconds: float = 2.0, max_attempts: int = 4,
-                user_rps: float = 3.0) -> VkClient:
+                user_rps: float = 3.0, sleep: Sleep = asyncio.sleep) -> VkClient:
     """A client with test timings and its own rate limiters, so tests never share one."""
     return VkClient(api_url, timeout_seconds=timeout_seconds, max_attempts=max_attempts,
-                    user_rps=user_rps, backoff=FAST_BACKOFF, rate_limiters=RateLimiterRegistry())
+                    user_rps=user_rps, backoff=FAST_BACKOFF, rate_limiters=RateLimiterRegistry(),
+                    sleep=sleep)
+
+
+class RecordedPauses:
+    """A ``sleep`` for the client that records each pause and takes none, so a test
+    asserts the exact retry schedule instead of timing it."""
+
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
 
 
 def closed_port_url() -> str:

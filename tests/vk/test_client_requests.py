@@ -6,10 +6,11 @@ import aiohttp
 import pytest
 
 from shared.settings import Settings
-from shared.vk.client import VkClient, form_value
+from shared.vk.client import VkClient
 from shared.vk.models import WallFilter
 from shared.vk.rate_limit import PROCESS_RATE_LIMITERS, RateLimit, RateLimiterRegistry
 from shared.vk.tokens import TokenKind
+from shared.vk.wire import form_value
 from tests.vk.conftest import Community, make_client
 from tests.vk.recording_server import RecordingServer
 from tools.vk_sandbox.control import SandboxControl

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,7 +24,7 @@ from shared.vk.errors import (
 )
 from shared.vk.models import WallFilter
 from shared.vk.tokens import TokenKind
-from tests.vk.conftest import Community, closed_port_url, make_client
+from tests.vk.conftest import FAST_BACKOFF, Community, RecordedPauses, closed_port_url, make_client
 from tools.vk_sandbox.control import SandboxControl
 
 
@@ -102,11 +101,13 @@ class TestVkClientRetries:
         """A transient error that persists is raised after ``max_attempts`` calls."""
         await sandbox.inject_fault("error", method="wall.get", code=6, count=10)
 
-        async with make_client(sandbox.api_url, max_attempts=3) as vk:
+        pauses = RecordedPauses()
+        async with make_client(sandbox.api_url, max_attempts=3, sleep=pauses) as vk:
             with pytest.raises(VkTooManyRequests):
                 await vk.wall_get(community.admin_token, community.owner_id)
 
         assert len(await sandbox.calls("wall.get")) == 3
+        assert pauses.seconds == [FAST_BACKOFF.delay(1), FAST_BACKOFF.delay(2)] == [0.01, 0.02]
 
     @pytest.mark.parametrize(("fault", "expected"), [
         ({"kind": "error", "code": 10}, VkInternalError),
@@ -168,11 +169,15 @@ class TestVkClientRetries:
         """A slow VK is abandoned after the per-request timeout, on every attempt."""
         await sandbox.inject_fault("latency", method="wall.get", seconds=2.0)
 
-        async with make_client(sandbox.api_url, timeout_seconds=0.2, max_attempts=2) as vk:
-            started = time.monotonic()
-            with pytest.raises(VkUnknownOutcome):
+        pauses = RecordedPauses()
+        async with make_client(sandbox.api_url, timeout_seconds=0.2, max_attempts=2,
+                               sleep=pauses) as vk:
+            with capture_logs() as logs, pytest.raises(VkUnknownOutcome):
                 await vk.wall_get(community.admin_token, community.owner_id)
-            elapsed = time.monotonic() - started
 
+        # Both attempts were cut short (a 2-s answer would have succeeded), the first one
+        # followed by exactly one backoff pause of the policy.
         assert len(await sandbox.calls("wall.get")) == 2
-        assert 0.4 <= elapsed < 1.5
+        assert [(entry["attempt"], entry["error"]) for entry in logs
+                if entry["event"] == "vk_call_retry"] == [(1, "VkUnknownOutcome")]
+        assert pauses.seconds == [FAST_BACKOFF.delay(1)]
