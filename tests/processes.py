@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from shared.settings import Settings
+from tests.support.environment import service_environment
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def service_environment(settings: Settings, **overrides: str) -> dict[str, str]:
-    """The environment that makes a service process use the test's servers and names."""
-    return {**os.environ, "MONGO_URL": str(settings.mongo_url), "MONGO_DB": settings.mongo_db,
-            "AMQP_URL": str(settings.amqp_url), "AMQP_PREFIX": settings.amqp_prefix,
-            "VK_API_URL": str(settings.vk_api_url), "LOG_FORMAT": "json", **overrides}
 
 
 async def start_service(name: str, settings: Settings, **overrides: str

@@ -11,8 +11,8 @@ from shared.broker import Broker
 from shared.mongo import connect
 from shared.settings import Settings
 from shared.topology import Topology
-from tests.conftest import delete_topology
 from tests.health.running import isolated_settings
+from tests.support.rabbit import delete_topology
 
 TEARDOWN_TIMEOUT_SECONDS = 30.0
 

@@ -12,8 +12,8 @@ from shared.broker import Broker
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.callback_gateway.test_app import event, queued
-from tests.factories import insert_project
 from tests.processes import next_log_line, start_service
+from tests.support.documents import insert_project
 from tools.mongod import free_port
 
 SENDERS = 16

@@ -11,9 +11,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import Document
 from shared.settings import Settings
-from tests.factories import insert_project
-from tests.ops.conftest import Ops
-from tests.processes import ROOT, service_environment
+from tests.processes import ROOT
+from tests.support.documents import insert_project
+from tests.support.environment import service_environment
+from tests.support.ops import Ops
 from tools.mongod import free_port
 from tools.ops.cli import build_parser
 

@@ -21,10 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
 from shared.settings import Settings
-from tests.waiting import eventually
+from tests.support.environment import service_environment
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,23 +45,6 @@ class LogBook:
 
     def logs(self) -> list[Path]:
         return sorted(self.directory.glob("*.log"))
-
-
-def service_environment(settings: Settings, **overrides: str) -> dict[str, str]:
-    """Every settings field as the environment variable the service reads, plus overrides."""
-    env = dict(os.environ)
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        variable = name.upper()
-        if value is None:
-            env.pop(variable, None)
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[variable] = str(value)
-    env.update(LOG_FORMAT="json", PYTHONUNBUFFERED="1")
-    env.update(overrides)
-    return env
 
 
 def parse_lines(text: str) -> list[dict[str, Any]]:

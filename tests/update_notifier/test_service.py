@@ -10,7 +10,7 @@ from shared.broker import Broker
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.processes import next_log_line, start_service
-from tests.update_notifier.conftest import logged, publish
+from tests.support.notifier import logged, publish
 from tools.mongod import free_port
 
 

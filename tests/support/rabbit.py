@@ -1,4 +1,5 @@
-"""Helpers that act on the real RabbitMQ server through rabbitmqctl.
+"""Helpers that act on the real RabbitMQ server: deleting a test's topology (over AMQP), and
+rabbitmqctl.
 
 rabbitmqctl runs on this machine (the machine's broker), or, when ``TEST_RABBITMQ_CONTAINER``
 names the broker's container (``TEST_INFRA=testcontainers`` sets it), inside that container.
@@ -12,9 +13,24 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import aio_pika
 import docker
 
+from shared.topology import Topology
 from tests.containers.infra import RABBITMQ_CONTAINER_ENV, testcontainers_selected
+
+
+async def delete_topology(url: str, topology: Topology) -> None:
+    """Delete every queue and exchange of ``topology`` (idempotent)."""
+    connection = await aio_pika.connect(url, timeout=10)
+    async with connection:
+        channel = await connection.channel()
+        for queue in topology.consuming_queues:
+            for name in (queue.name, queue.dead_letter_queue):
+                await channel.queue_delete(name)
+        for exchange in (topology.callbacks_exchange, topology.updates_exchange,
+                         topology.dead_letter_exchange):
+            await channel.exchange_delete(exchange)
 
 
 def _in_container(container_id: str, args: tuple[str, ...]) -> str:
