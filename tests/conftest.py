@@ -16,14 +16,12 @@ elsewhere that starts a process carries the marker itself.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -39,7 +37,7 @@ from tests.containers.infra import (
     containerised_infrastructure,
     testcontainers_selected,
 )
-from tests.support.rabbit import delete_topology
+from tests.support.rabbit import answers, delete_topology
 from tests.support.sandbox import RunningSandbox, running_sandbox
 from tools.mongod import free_port, mongo_url, start_mongod, stop_mongod
 from tools.vk_sandbox import SandboxConfig
@@ -69,15 +67,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if (INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ()))
                 or suite in INTEGRATION_DIRECTORIES):
             item.add_marker(pytest.mark.integration)
-
-
-def _port_open(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +105,7 @@ def amqp_url(containers: Infrastructure | None) -> str:
     if containers is not None:
         return containers.amqp_url
     url = os.environ.get("TEST_AMQP_URL", DEFAULT_AMQP_URL)
-    if not _port_open(url):
+    if not answers(url):
         subprocess.run(["scripts/ensure-rabbitmq.sh"], check=True,
                        cwd=Path(__file__).resolve().parents[1])
     return url

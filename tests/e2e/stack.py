@@ -68,8 +68,8 @@ async def connected_community(db: AsyncDatabase[Document], sandbox: RunningSandb
         server = await setup_callback(db, vk, project_id, gateway_url(settings),
                                       settings.vk_api_version)
     assert server.status in {"ok", "wait", "failed"}, server  # "failed" when no gateway runs
-    return Community(created.group_id, admin.token, created.community_token,
-                     created.confirmation_code, project_id)
+    return Community(created.group_id, admin.token, community_token=created.community_token,
+                     confirmation_code=created.confirmation_code, project_id=project_id)
 
 
 async def cached_ids(db: AsyncDatabase[Document], project_id: str,

@@ -95,8 +95,9 @@ async def connect_community(db: AsyncDatabase[Document], sandbox: RunningSandbox
     project = await db[PROJECTS].find_one({"_id": project_id})
     assert project is not None
     logbook.register(project["vk_callback_secret"])
-    return Community(created.group_id, admin.token, created.community_token,
-                     created.confirmation_code, project_id, project["vk_callback_secret"])
+    return Community(created.group_id, admin.token, community_token=created.community_token,
+                     confirmation_code=created.confirmation_code, project_id=project_id,
+                     secret=project["vk_callback_secret"])
 
 
 async def connect_communities(db: AsyncDatabase[Document], sandbox: RunningSandbox,
@@ -245,7 +246,8 @@ async def plain_community(db: AsyncDatabase[Document], sandbox: RunningSandbox,
     admin = await sandbox.control.create_user(admin_of=[created.group_id])
     logbook.register(created.community_token, admin.token)
     project_id = await insert_project(db, group_id=created.group_id, token=admin.token)
-    return Community(created.group_id, admin.token, project_id, "")
+    return Community(created.group_id, admin.token, community_token=created.community_token,
+                     confirmation_code=created.confirmation_code, project_id=project_id)
 
 
 async def wall_texts(sandbox: RunningSandbox, group_id: int) -> Counter[str]:

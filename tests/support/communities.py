@@ -3,7 +3,7 @@ and, when the test made one, the project pointing at it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -21,6 +21,7 @@ class Community:
 
     group_id: int
     token: str
+    _: KW_ONLY
     community_token: str = ""
     confirmation_code: str = ""
     project_id: str = ""  # the project pointing at it, if any
@@ -36,8 +37,8 @@ async def sandbox_community(control: SandboxControl, name: str | None = None) ->
     """A new sandbox community with its own admin (so its own user token and rate limit)."""
     created = await control.create_community(name=name)
     admin = await control.create_user(admin_of=[created.group_id])
-    return Community(created.group_id, admin.token, created.community_token,
-                     created.confirmation_code)
+    return Community(created.group_id, admin.token, community_token=created.community_token,
+                     confirmation_code=created.confirmation_code)
 
 
 async def new_community(db: AsyncDatabase[Document], sandbox: RunningSandbox) -> Community:
@@ -48,5 +49,6 @@ async def new_community(db: AsyncDatabase[Document], sandbox: RunningSandbox) ->
                                       secret=PROJECT_SECRET,
                                       confirmation_code=created.confirmation_code,
                                       name=created.name)
-    return Community(created.group_id, admin.token, created.community_token,
-                     created.confirmation_code, project_id, PROJECT_SECRET)
+    return Community(created.group_id, admin.token, community_token=created.community_token,
+                     confirmation_code=created.confirmation_code, project_id=project_id,
+                     secret=PROJECT_SECRET)

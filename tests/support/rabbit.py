@@ -1,5 +1,5 @@
-"""Helpers that act on the real RabbitMQ server: deleting a test's topology (over AMQP), and
-rabbitmqctl.
+"""Helpers that act on the real RabbitMQ server: whether it answers, deleting a test's
+topology (over AMQP), and rabbitmqctl.
 
 rabbitmqctl runs on this machine (the machine's broker), or, when ``TEST_RABBITMQ_CONTAINER``
 names the broker's container (``TEST_INFRA=testcontainers`` sets it), inside that container.
@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import aio_pika
 import docker
@@ -31,6 +33,16 @@ async def delete_topology(url: str, topology: Topology) -> None:
         for exchange in (topology.callbacks_exchange, topology.updates_exchange,
                          topology.dead_letter_exchange):
             await channel.exchange_delete(exchange)
+
+
+def answers(url: str) -> bool:
+    """Whether the broker of ``url`` accepts a TCP connection (within a second)."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 1):
+            return True
+    except OSError:
+        return False
 
 
 def _in_container(container_id: str, args: tuple[str, ...]) -> str:
