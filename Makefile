@@ -7,13 +7,17 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 VENV := .venv
 
-.PHONY: run test test-containers lint setup setup-run setup-bench rabbitmq bench clean demo-post
+.PHONY: run test test-unit test-containers lint setup setup-run setup-bench rabbitmq bench clean demo-post
 
 run: setup-run rabbitmq ## start the whole system in the foreground (Ctrl-C stops it)
 	$(VENV)/bin/python -m tools.run
 
 test: setup rabbitmq ## run the test suite against real RabbitMQ and a per-run mongod
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The tests not marked integration (tests/conftest.py): no broker, no database, no process.
+test-unit: setup
+	$(VENV)/bin/python -m pytest -m "not integration" $(PYTEST_ARGS)
 
 # The e2e and the short resilience suites with RabbitMQ and MongoDB in containers started
 # by testcontainers (tests/containers/infra.py). Without DOCKER_HOST: through this project's

@@ -6,11 +6,14 @@ Every place that waits before trying again uses it: the VK client (through
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from shared.clock import Sleep
 
 RetryPredicate = Callable[[BaseException], bool]
 # Called before each pause: the failure, the attempt that failed (1-based), the pause.
@@ -93,11 +96,13 @@ def async_retrying(
     retry_if: RetryPredicate,
     policy: BackoffPolicy = DEFAULT_BACKOFF,
     on_retry: RetryListener | None = None,
+    sleep: Sleep = asyncio.sleep,
 ) -> AsyncRetrying:
     """A tenacity ``AsyncRetrying`` using ``policy``; the last failure is re-raised as is.
 
     Use as ``async for attempt in async_retrying(...): with attempt: ...``.
     Only failures for which ``retry_if`` is true are retried; cancellation never is.
+    Pauses are taken with ``sleep``.
     """
     if max_attempts < 1:
         raise ValueError(f"max_attempts must be >= 1, got {max_attempts}")
@@ -116,6 +121,7 @@ def async_retrying(
             on_retry(failure, state.attempt_number, state.next_action.sleep)
 
     return AsyncRetrying(
+        sleep=sleep,
         stop=stop_after_attempt(max_attempts),
         wait=wait,
         retry=retry_if_exception(should_retry),

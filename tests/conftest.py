@@ -7,23 +7,23 @@
   ``make run`` never see each other's queues.
 * ``TEST_INFRA=testcontainers``: both in containers started with testcontainers instead
   (tests/containers/infra.py), one each per test run.
+
+Tests that need RabbitMQ, mongod, a subprocess or the network are marked ``integration``
+(``make test-unit`` runs the rest): here, by the fixtures they use and by directory; a test
+elsewhere that starts a process carries the marker itself.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
-from aiohttp import web
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -37,28 +37,43 @@ from tests.containers.infra import (
     containerised_infrastructure,
     testcontainers_selected,
 )
+from tests.support.rabbit import answers
+from tests.support.sandbox import RunningSandbox, running_sandbox
 from tools.mongod import free_port, mongo_url, start_mongod, stop_mongod
 from tools.vk_sandbox import SandboxConfig
-from tools.vk_sandbox import init_app as init_sandbox
-from tools.vk_sandbox.control import SandboxControl
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+TESTS = Path(__file__).resolve().parent
+# Every fixture that reaches RabbitMQ or a mongod depends on one of these.
+INTEGRATION_FIXTURES = frozenset({"mongo_server_url", "amqp_url", "containers",
+                                  "restartable_mongod"})
+# Suites made of services as processes, containers, browsers or private brokers.
+INTEGRATION_DIRECTORIES = frozenset({"api", "bench", "containers", "dashboard", "e2e", "health",
+                                     "observability", "resilience"})
 
 
-def _port_open(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 1):
-            return True
-    except OSError:
-        return False
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """With ``-m "not integration"`` the integration suites are not even imported."""
+    if (config.getoption("markexpr") == "not integration" and collection_path.parent == TESTS
+            and collection_path.name in INTEGRATION_DIRECTORIES):
+        return True
+    return None
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``integration`` what needs servers or processes (see the module docstring)."""
+    for item in items:
+        suite = item.path.relative_to(TESTS).parts[0]
+        if (INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+                or suite in INTEGRATION_DIRECTORIES):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
 def containers() -> Iterator[Infrastructure | None]:
     """RabbitMQ and MongoDB in containers when ``TEST_INFRA=testcontainers``, else None.
 
-    rabbitmqctl (tests/rabbit.py) then acts on the broker's container.
+    rabbitmqctl (tests/support/rabbit.py) then acts on the broker's container.
     """
     if not testcontainers_selected():
         yield None
@@ -90,7 +105,7 @@ def amqp_url(containers: Infrastructure | None) -> str:
     if containers is not None:
         return containers.amqp_url
     url = os.environ.get("TEST_AMQP_URL", DEFAULT_AMQP_URL)
-    if not _port_open(url):
+    if not answers(url):
         subprocess.run(["scripts/ensure-rabbitmq.sh"], check=True,
                        cwd=Path(__file__).resolve().parents[1])
     return url
@@ -148,18 +163,6 @@ async def broker(settings: Settings) -> AsyncIterator[Broker]:
     await instance.close()
 
 
-@dataclass(frozen=True)
-class RunningSandbox:
-    """The VK sandbox served in-process on a real localhost port."""
-
-    base_url: str
-    control: SandboxControl
-
-    @property
-    def api_url(self) -> str:
-        return f"{self.base_url}/method"
-
-
 @pytest.fixture
 def sandbox_config() -> SandboxConfig:
     """VK's callback retry schedule scaled down 1000× (10 s → 10 ms … 1 h → 3.6 s)."""
@@ -168,21 +171,9 @@ def sandbox_config() -> SandboxConfig:
 
 @pytest.fixture
 async def vk_sandbox(sandbox_config: SandboxConfig) -> AsyncIterator[RunningSandbox]:
-    """A fresh sandbox per test, served as ``python -m tools.vk_sandbox`` serves it.
-
-    Unlike ``aiohttp.test_utils.TestServer`` (which cancels a handler whose client went
-    away), a request keeps running after the client timed out — as on VK, where a
-    ``wall.post`` that timed out may still be published.
-    """
-    runner = web.AppRunner(init_sandbox(sandbox_config), access_log=None,
-                           handle_signals=False)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    base_url = f"http://127.0.0.1:{port}"
-    async with SandboxControl(base_url) as control:
-        yield RunningSandbox(base_url, control)
-    await runner.cleanup()
+    """A fresh sandbox per test (tests/support/sandbox.py)."""
+    async with running_sandbox(sandbox_config) as running:
+        yield running
 
 
 @pytest.fixture

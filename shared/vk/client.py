@@ -12,18 +12,18 @@ Tokens are passed per call and never stored, logged, or left in an exception.
 
 from __future__ import annotations
 
-import json
+import asyncio
 import re
 import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from enum import Enum
 from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
 import structlog
 
+from shared.clock import Sleep
 from shared.retry import DEFAULT_BACKOFF, AttemptBudget, BackoffPolicy, async_retrying
 from shared.settings import Settings
 from shared.vk import metrics
@@ -32,9 +32,7 @@ from shared.vk.errors import (
     VkHttpError,
     VkMalformedResponse,
     VkNetworkError,
-    VkUnexpectedStatus,
     VkUnknownOutcome,
-    error_from_payload,
     is_transient,
     outcome_unknown,
 )
@@ -42,6 +40,7 @@ from shared.vk.execute import VkCall, batches, execute_code, match_results
 from shared.vk.models import CallbackServer, WallFilter, WallPage, WallPost, wall_posts
 from shared.vk.rate_limit import PROCESS_RATE_LIMITERS, RateLimiterRegistry, TokenRateLimits
 from shared.vk.tokens import TokenKind, redact_token
+from shared.vk.wire import decode_answer, describe_failure, form_value, int_field, outcome_label
 
 
 def _log() -> structlog.typing.FilteringBoundLogger:
@@ -55,23 +54,7 @@ DEFAULT_API_URL = "https://api.vk.com/method"
 DEFAULT_API_VERSION = "5.199"
 WALL_GET_MAX_COUNT = 100
 WALL_GET_BY_ID_MAX_POSTS = 100
-_BODY_SNIPPET_CHARS = 200
 _EVENT_NAME = re.compile(r"^[a-z_]+$")
-
-
-def form_value(value: Any) -> str:
-    """A parameter as VK reads it from a form: flags as 1/0, lists comma-separated."""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, Enum):
-        return str(value.value)
-    if isinstance(value, datetime):
-        return str(int(value.timestamp()))
-    if isinstance(value, list | tuple):
-        return ",".join(form_value(item) for item in value)
-    if isinstance(value, Mapping):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return str(value)
 
 
 class VkClient:
@@ -95,6 +78,7 @@ class VkClient:
         session: aiohttp.ClientSession | None = None,
         backoff: BackoffPolicy = DEFAULT_BACKOFF,
         rate_limiters: RateLimiterRegistry | None = None,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         if timeout_seconds <= 0 or max_attempts < 1:
             raise ValueError("timeout_seconds must be > 0 and max_attempts >= 1")
@@ -104,6 +88,7 @@ class VkClient:
         self.limits = TokenRateLimits.per_second(user_rps, community_rps)
         self.max_attempts = max_attempts
         self.backoff = backoff
+        self._sleep = sleep  # the pauses between attempts; tests pass a recording one
         self._rate_limiters = (PROCESS_RATE_LIMITERS if rate_limiters is None
                                else rate_limiters)
         self._session = session
@@ -178,7 +163,7 @@ class VkClient:
                            retry_in_seconds=round(delay, 3))
 
         retrying = async_retrying(max_attempts=max_attempts, retry_if=retry_if,
-                                  policy=self.backoff, on_retry=on_retry)
+                                  policy=self.backoff, on_retry=on_retry, sleep=self._sleep)
         async for attempt in retrying:
             with attempt:
                 if budget is not None:
@@ -200,24 +185,24 @@ class VkClient:
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             # No connection was made, so nothing was sent.
             metrics.CALLS.labels(method=method, outcome="network").inc()
-            raise VkNetworkError(redact_token(_describe(exc), token), method) from exc
+            raise VkNetworkError(redact_token(describe_failure(exc), token), method) from exc
         except (aiohttp.ClientError, TimeoutError) as exc:
             # Anything else may have happened after the request was sent, including the
             # overall timeout (it cannot tell connecting from waiting): VK may have acted.
             metrics.CALLS.labels(method=method, outcome="unknown_outcome").inc()
-            raise VkUnknownOutcome(redact_token(_describe(exc), token), method) from exc
+            raise VkUnknownOutcome(redact_token(describe_failure(exc), token), method) from exc
         finally:
             limiter.finished(admitted)
         elapsed = time.monotonic() - started
         metrics.CALL_SECONDS.labels(method=method).observe(elapsed)
         _log().debug("vk_call", method=method, status=status, seconds=round(elapsed, 3))
         try:
-            decoded = _decode(method, token, status, reason, raw)
+            decoded = decode_answer(method, token, status, reason, raw)
         except VkHttpError as exc:
             metrics.CALLS.labels(method=method, outcome=f"http_{exc.status}").inc()
             raise
         except VkError as exc:
-            metrics.CALLS.labels(method=method, outcome=_outcome(exc)).inc()
+            metrics.CALLS.labels(method=method, outcome=outcome_label(exc)).inc()
             raise
         metrics.CALLS.labels(method=method, outcome="ok").inc()
         return decoded
@@ -302,7 +287,7 @@ class VkClient:
             "attachments": list(attachments) or None, "publish_date": publish_date,
             "guid": guid,
         }, kind=kind, retry_unknown_outcome=False, budget=budget)
-        return _int_field(response, "post_id", "wall.post")
+        return int_field(response, "post_id", "wall.post")
 
     async def wall_delete(self, token: str, group_id: int, post_id: int, *,
                           kind: TokenKind = TokenKind.USER) -> None:
@@ -355,7 +340,7 @@ class VkClient:
         response = await self.call("groups.addCallbackServer", token, {
             "group_id": group_id, "url": url, "title": title, "secret_key": secret_key,
         }, kind=kind, retry_unknown_outcome=False)
-        return _int_field(response, "server_id", "groups.addCallbackServer")
+        return int_field(response, "server_id", "groups.addCallbackServer")
 
     async def groups_edit_callback_server(self, token: str, group_id: int, server_id: int,
                                           url: str, title: str, secret_key: str, *,
@@ -400,35 +385,6 @@ class VkClient:
         return results
 
 
-def _outcome(exc: VkError) -> str:
-    """A bounded label: VK's error code, or the kind of failure."""
-    return str(exc.code) if exc.code is not None else type(exc).__name__
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _decode(method: str, token: str, status: int, reason: str, raw: bytes) -> dict[str, Any]:
-    """The answer's JSON body, or the typed error it stands for."""
-    snippet = redact_token(raw[:_BODY_SNIPPET_CHARS].decode(errors="replace"), token)
-    if status >= 500 or status == 429:
-        raise VkHttpError(status, reason or snippet, method)
-    if status != 200:
-        raise VkUnexpectedStatus(status, reason or snippet, method)
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise VkMalformedResponse(f"not JSON: {snippet!r}", method) from None
-    if not isinstance(body, dict):
-        raise VkMalformedResponse(f"not a JSON object: {snippet!r}", method)
-    if "error" in body:
-        raise error_from_payload(body["error"], method, token)
-    if "response" not in body:
-        raise VkMalformedResponse(f"no response in {snippet!r}", method)
-    return body
-
-
 def _check_page(offset: int, count: int) -> None:
     if not 1 <= count <= WALL_GET_MAX_COUNT:
         raise ValueError(f"count must be within 1..{WALL_GET_MAX_COUNT}, got {count}")
@@ -440,11 +396,3 @@ def _check_group_id(group_id: int) -> None:
     # Community ids are positive; the owner id on walls is its negation.
     if group_id <= 0:
         raise ValueError(f"group_id must be positive, got {group_id}")
-
-
-def _int_field(response: Any, name: str, method: str) -> int:
-    value = response.get(name) if isinstance(response, dict) else None
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise VkMalformedResponse(f"no integer {name} in the answer", method)
-    return value
-

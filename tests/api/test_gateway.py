@@ -26,9 +26,9 @@ from shared.openapi import DOCUMENT_PATH
 from shared.settings import Settings
 from tests.api.contract import Exchange, Log, call_and_check, explore_in_thread
 from tests.api.document import ApiCase, api_schema, conforms
-from tests.factories import insert_project
 from tests.health.running import RunningService, running_service
-from tests.waiting import eventually
+from tests.support.documents import insert_project
+from tests.support.waiting import eventually
 
 SERVICE = "callback_gateway"
 CALLBACK = ("/api/callback", "POST")

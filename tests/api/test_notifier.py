@@ -28,8 +28,8 @@ from shared.settings import Settings
 from tests.api.contract import Exchange, Log, call_and_check, explore_in_thread
 from tests.api.document import ApiCase, api_schema, conforms, document
 from tests.health.running import RunningService, running_service
-from tests.update_notifier.conftest import publish
-from tests.waiting import eventually
+from tests.support.notifier import publish
+from tests.support.waiting import eventually
 
 SERVICE = "update_notifier"
 TOKEN = "contract-token"

@@ -20,9 +20,9 @@ from shared.messages import CallbackEvent
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.callback_gateway.test_projects import mongo_queries
-from tests.factories import insert_project
-from tests.rabbit import queue_policy
-from tests.waiting import eventually
+from tests.support.documents import insert_project
+from tests.support.rabbit import queue_policy
+from tests.support.waiting import eventually
 
 Client = TestClient[web.Request, web.Application]
 EVENT_ID = "0123456789abcdef0123456789abcdef01234567"

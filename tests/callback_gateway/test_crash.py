@@ -12,7 +12,7 @@ from shared.broker import Broker
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.callback_gateway.test_app import event, queued
-from tests.factories import insert_project
+from tests.support.documents import insert_project
 from tests.support.processes import start_service
 from tools.mongod import free_port
 

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import secrets
 from datetime import UTC, datetime
 
@@ -18,9 +17,9 @@ from services.callback_gateway.projects import (
 )
 from shared.change_wakeup import ChangeWakeup
 from shared.mongo import PROJECTS, Document
-from tests.background import in_background
-from tests.factories import insert_project
-from tests.waiting import eventually
+from tests.support.background import in_background
+from tests.support.documents import insert_project
+from tests.support.waiting import eventually
 
 GROUP = 31
 TTL = 5.0
@@ -152,7 +151,7 @@ class TestForgettingOnChanges:
         wakeup = ChangeWakeup(db[PROJECTS], forget, poll_seconds=60, retry_seconds=60,
                               pipeline=KEY_CHANGES)
         async with in_background(wakeup.run()):
-            await eventually(lambda: asyncio.sleep(0, wakeup.watching), what="the stream")
+            await eventually(lambda: wakeup.watching, what="the stream")
             for _ in range(20):
                 await projects.lookup(GROUP, secrets.token_urlsafe(16))
             opened = len(forgotten)

@@ -15,10 +15,10 @@ from shared.broker import Broker
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.callback_gateway.test_app import event, queued
-from tests.factories import insert_project
-from tests.rabbit import rabbitmqctl
+from tests.support.documents import insert_project
 from tests.support.processes import start_service
-from tests.waiting import eventually
+from tests.support.rabbit import rabbitmqctl
+from tests.support.waiting import eventually
 from tools.mongod import free_port
 from tools.processes import ChildProcess
 

@@ -31,7 +31,7 @@ INFRA_ENV = "TEST_INFRA"
 BACKENDS = ("local", "testcontainers")
 RABBITMQ_IMAGE_ENV = "TEST_RABBITMQ_IMAGE"
 MONGO_IMAGE_ENV = "TEST_MONGO_IMAGE"
-# tests/rabbit.py runs rabbitmqctl in this container (by id) instead of on the host.
+# tests/support/rabbit.py runs rabbitmqctl in this container (by id) instead of on the host.
 RABBITMQ_CONTAINER_ENV = "TEST_RABBITMQ_CONTAINER"
 AMQP_PORT = 5672
 MONGO_PORT = 27017

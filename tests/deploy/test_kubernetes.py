@@ -192,6 +192,7 @@ class TestKustomization:
         assert sorted(kustomization["resources"]) == manifests
         assert kustomization["namespace"] == NAMESPACE
 
+    @pytest.mark.integration  # runs a process
     def test_rendered_application_is_valid(self) -> None:
         """``kubectl kustomize deploy/k8s`` renders valid resources, namespaced, with the set image."""
         rendered = kustomize(".")
@@ -213,6 +214,7 @@ class TestKustomization:
         for deployment in deployments().values():
             assert container_of(deployment)["image"] == name
 
+    @pytest.mark.integration  # runs a process
     def test_rendered_infrastructure(self) -> None:
         """``kubectl kustomize deploy/k8s/infra`` renders both custom resources and the password Secret."""
         rendered = kustomize("infra")

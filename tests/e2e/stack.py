@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -14,17 +13,11 @@ from services.update_notifier.lifespan import lifespan as notifier_lifespan
 from shared.mongo import ContentType, Document
 from shared.settings import Settings
 from shared.vk import VkClient
-from tests.conftest import RunningSandbox
-from tests.factories import insert_project
+from tests.support.communities import Community
+from tests.support.documents import insert_project
+from tests.support.sandbox import RunningSandbox
 from tools.callback_setup import setup_callback
 from tools.mongod import free_port
-
-
-@dataclass(frozen=True)
-class Community:
-    group_id: int
-    token: str
-    project_id: str
 
 
 def stack_settings(settings: Settings) -> Settings:
@@ -75,7 +68,8 @@ async def connected_community(db: AsyncDatabase[Document], sandbox: RunningSandb
         server = await setup_callback(db, vk, project_id, gateway_url(settings),
                                       settings.vk_api_version)
     assert server.status in {"ok", "wait", "failed"}, server  # "failed" when no gateway runs
-    return Community(created.group_id, admin.token, project_id)
+    return Community(created.group_id, admin.token, community_token=created.community_token,
+                     confirmation_code=created.confirmation_code, project_id=project_id)
 
 
 async def cached_ids(db: AsyncDatabase[Document], project_id: str,

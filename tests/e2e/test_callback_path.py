@@ -11,9 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import PROJECTS, REFRESH_STATE, ContentType, Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
 from tests.e2e.stack import (
-    Community,
     cached_ids,
     callback_path,
     connected_community,
@@ -21,9 +19,11 @@ from tests.e2e.stack import (
     notifier_url,
     stack_settings,
 )
-from tests.rabbit import broker_stopped
+from tests.support.communities import Community
+from tests.support.rabbit import broker_stopped
+from tests.support.sandbox import RunningSandbox
+from tests.support.waiting import eventually
 from tests.update_notifier.sse_client import SseStream
-from tests.waiting import eventually
 from tools.vk_sandbox import SandboxConfig
 
 

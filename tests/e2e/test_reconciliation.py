@@ -13,10 +13,10 @@ from structlog.testing import capture_logs
 from shared.mongo import PROJECT_UPDATES, PROJECTS, ContentType, Document
 from shared.settings import Settings
 from shared.vk import token_fingerprint
-from tests.conftest import RunningSandbox
 from tests.e2e.stack import cached_ids, callback_path, connected_community, stack_settings
-from tests.factories import insert_project
-from tests.waiting import eventually
+from tests.support.documents import insert_project
+from tests.support.sandbox import RunningSandbox
+from tests.support.waiting import eventually
 
 INTERVAL = 2.0  # seconds: reconciliation's interval in these tests
 
@@ -83,7 +83,7 @@ class TestReconciliation:
                             and entry.get("correlation_id") in quiet} == {
                                 content.value for content in ContentType}
 
-                await eventually(lambda: asyncio.sleep(0, quiet_content_types()),
+                await eventually(quiet_content_types,
                                  timeout=3 * INTERVAL + 5, what="unchanged passes over all")
                 quiet = unchanged_passes()
                 marker_at = datetime.now(UTC)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 from aiohttp import web
@@ -13,22 +12,17 @@ from aiohttp import web
 from shared.mongo import connect
 from shared.settings import Settings
 from shared.topology import Topology, delete_topology
-from tests.factories import insert_project
-from tests.health.running import SERVICES, RunningService, isolated_settings, running_service
+from tests.health.running import (
+    SEEDED,
+    SERVICES,
+    RunningService,
+    isolated_settings,
+    running_service,
+)
+from tests.support.documents import insert_project
 from tools.mongod import free_port
 from tools.vk_sandbox import SandboxConfig
 from tools.vk_sandbox import init_app as init_sandbox
-
-
-@dataclass(frozen=True, slots=True)
-class SeededProject:
-    """A project the gateway knows, so a valid callback for it is published."""
-
-    group_id: int
-    secret: str
-
-
-SEEDED = SeededProject(group_id=424242, secret="health-secret")
 
 TEARDOWN_TIMEOUT_SECONDS = 30.0
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 import uuid
@@ -19,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from pydantic import SecretStr
 
 from shared.settings import Settings
-from tests.waiting import eventually
+from tests.support.environment import service_environment
+from tests.support.waiting import eventually
 from tools.mongod import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +31,17 @@ PORT_SETTING = {"callback_gateway": "gateway_port", "update_notifier": "notifier
                 "refresher": "health_port", "post_tracker": "health_port"}
 START_TIMEOUT_SECONDS = 60.0
 STOP_TIMEOUT_SECONDS = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class SeededProject:
+    """A project the gateway knows, so a valid callback for it is published."""
+
+    group_id: int
+    secret: str
+
+
+SEEDED = SeededProject(group_id=424242, secret="health-secret")
 
 
 def isolated_settings(mongo_url: str, amqp_url: str, **overrides: Any) -> Settings:
@@ -48,19 +58,6 @@ def on_free_port(name: str, settings: Settings) -> Settings:
         "gateway_host": "127.0.0.1", "notifier_host": "127.0.0.1", "health_host": "127.0.0.1",
         PORT_SETTING[name]: free_port(),
     })
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    """Every setting as its environment variable, over this process's environment."""
-    env = dict(os.environ)
-    for field in Settings.model_fields:
-        value = getattr(settings, field)
-        if value is None:
-            env.pop(field.upper(), None)
-            continue
-        env[field.upper()] = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-    env["LOG_FORMAT"] = "json"
-    return env
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +103,7 @@ async def running_service(name: str, settings: Settings, log_dir: Path
     log_path = log_dir / f"{name}-{getattr(settings, PORT_SETTING[name])}.log"
     with log_path.open("wb") as log:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", f"services.{name}", cwd=ROOT, env=environment(settings),
+            sys.executable, "-m", f"services.{name}", cwd=ROOT, env=service_environment(settings),
             stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT)
     service = RunningService(name, settings, process, log_path)
     try:

@@ -18,7 +18,6 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.api.document import DOCUMENTED, api_schema, conforms
-from tests.health.conftest import SEEDED
 from tests.health.metrics import (
     DEFAULT_FAMILIES,
     METRICS_MODULES,
@@ -26,9 +25,9 @@ from tests.health.metrics import (
     metrics_module_files,
     naming_problems,
 )
-from tests.health.running import SERVICES, RunningService
-from tests.rabbit import broker_stopped
-from tests.waiting import eventually
+from tests.health.running import SEEDED, SERVICES, RunningService
+from tests.support.rabbit import broker_stopped
+from tests.support.waiting import eventually
 
 Services = dict[str, RunningService]
 OUTAGE_TIMEOUT_SECONDS = 30.0

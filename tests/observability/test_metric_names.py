@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from tests.health.running import SERVICES
-from tests.observability.conftest import RABBITMQ, Exports
 from tests.observability.promql import (
     Selector,
     dashboard_panels,
@@ -17,6 +16,7 @@ from tests.observability.promql import (
     rule_queries,
     selectors,
 )
+from tests.support.observability import RABBITMQ, Exports
 
 ROW_OF_SERVICE = {"callback_gateway": "Callback gateway", "refresher": "Refresher",
                   "update_notifier": "Update notifier", "post_tracker": "Post tracker"}

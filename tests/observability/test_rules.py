@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from tests.observability.conftest import run_promtool
 from tests.observability.promql import ROOT, RULE_TESTS, RULES, rule_queries, rules
+from tests.support.observability import run_promtool
 
 
 def _rule_tests() -> list[dict[str, object]]:

@@ -6,10 +6,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import ContentType, Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
 from tests.e2e.stack import cached_ids, callback_path, gateway_url, stack_settings
-from tests.ops.conftest import Ops
-from tests.waiting import eventually
+from tests.support.ops import Ops
+from tests.support.sandbox import RunningSandbox
+from tests.support.waiting import eventually
 from tools.mongod import free_port
 
 

@@ -11,9 +11,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import Document
 from shared.settings import Settings
-from tests.factories import insert_project
-from tests.ops.conftest import Ops
+from tests.support.documents import insert_project
 from tests.support.environment import service_environment
+from tests.support.ops import Ops
 from tools.mongod import free_port
 from tools.ops.cli import build_parser
 from tools.processes import ROOT

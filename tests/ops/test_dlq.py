@@ -19,11 +19,11 @@ from shared.messages import CallbackEvent
 from shared.mongo import PROCESSED_EVENTS, ContentType, Document
 from shared.settings import Settings
 from shared.topology import CALLBACK_ROUTING_KEY
-from tests.conftest import RunningSandbox
 from tests.e2e.stack import cached_ids, callback_path, stack_settings
-from tests.factories import insert_project
-from tests.ops.conftest import Ops, Outcome, ScriptedPrompts
-from tests.waiting import eventually
+from tests.support.documents import insert_project
+from tests.support.ops import Ops, Outcome, ScriptedPrompts
+from tests.support.sandbox import RunningSandbox
+from tests.support.waiting import eventually
 
 GAVE_UP = "gave up after 5 attempts: VkHttpError: VK call failed in wall.get: 502"
 

@@ -12,13 +12,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.post_tracker.service import lifespan as tracker_lifespan
 from shared.broker import AckPolicy, Broker
+from shared.documents import PostStatus
 from shared.messages import ProjectUpdated
 from shared.mongo import SYSTEM_POSTS, Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
-from tests.factories import insert_project
-from tests.ops.conftest import Ops
-from tests.waiting import eventually
+from tests.support.documents import insert_post, insert_project
+from tests.support.ops import Ops
+from tests.support.sandbox import RunningSandbox
+from tests.support.waiting import eventually
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 REFUSED = "VK error 214 in wall.post: Access to adding post denied"
@@ -32,16 +33,6 @@ FAILED_BOOKKEEPING: dict[str, Any] = {
 }
 CLEARED = ("not_before", "claimed_by", "claimed_at", "sent_text", "outcome_unknown",
            "published_at", "error_code", "failed_at", "guid", "resends", "wall_read_at")
-
-
-async def insert_post(db: AsyncDatabase[Document], project_id: str, status: str, *,
-                      text: str = "Hello", at: datetime = NOW, **extra: Any) -> ObjectId:
-    """A system post as the product and the tracker leave it."""
-    result = await db[SYSTEM_POSTS].insert_one({
-        "project_id": project_id, "text": text, "attachments": [], "publication_date": at,
-        "status": status, "vk_post_id": None, "error": None, **extra})
-    assert isinstance(result.inserted_id, ObjectId)
-    return result.inserted_id
 
 
 async def post(db: AsyncDatabase[Document], post_id: ObjectId) -> Document:
@@ -79,11 +70,11 @@ class TestPostsList:
                                                  project: str) -> None:
         """Posts by publication date with status, attempts, VK id and error; filters narrow."""
         await insert_project(db, group_id=2, _id="q")
-        failed = await insert_post(db, "p", "error", at=NOW + timedelta(hours=1), error=REFUSED,
-                                   attempts=1)
-        await insert_post(db, "p", "pending_publication", at=NOW,
+        failed = await insert_post(db, "p", status=PostStatus.ERROR, at=NOW + timedelta(hours=1),
+                                   error=REFUSED, attempts=1)
+        await insert_post(db, "p", status=PostStatus.PENDING, at=NOW,
                           last_error="VK error 6 in wall.post: Too many requests")
-        await insert_post(db, "q", "error", error=REFUSED)
+        await insert_post(db, "q", status=PostStatus.ERROR, at=NOW, error=REFUSED)
 
         errors = await ops("posts", "list", "--project", "p", "--status", "error")
         assert errors.code == 0, errors.err
@@ -113,7 +104,8 @@ class TestPostsRequeue:
             self, ops: Ops, db: AsyncDatabase[Document], project: str, inbox: Inbox) -> None:
         """error → pending_publication: error and VK id cleared, retry budget and claim reset,
         the failure kept as last_error, the correlation id kept; ProjectUpdated published."""
-        post_id = await insert_post(db, "p", "error", error=REFUSED, **FAILED_BOOKKEEPING)
+        post_id = await insert_post(db, "p", status=PostStatus.ERROR, at=NOW, error=REFUSED,
+                                    **FAILED_BOOKKEEPING)
         result = await ops("posts", "requeue", str(post_id))
         assert result.code == 0, result.err
         assert result.out == f"requeued {post_id} (error → pending_publication)\n"
@@ -133,7 +125,7 @@ class TestPostsRequeue:
     async def test_possible_error_needs_force(self, ops: Ops, db: AsyncDatabase[Document],
                                               project: str) -> None:
         """A possible_error post may be on the wall: refused without --force, requeued with it."""
-        post_id = await insert_post(db, "p", "possible_error", vk_post_id=77,
+        post_id = await insert_post(db, "p", status=PostStatus.POSSIBLE_ERROR, at=NOW, vk_post_id=77,
                                     error="not found on the wall within 300 s",
                                     published_at=NOW, claimed_by="host:1:abc", claimed_at=NOW)
         refused = await ops("posts", "requeue", str(post_id))
@@ -153,9 +145,9 @@ class TestPostsRequeue:
                                          project: str) -> None:
         """--project and --status requeue exactly that project's posts in that status."""
         await insert_project(db, group_id=2, _id="q")
-        mine = [await insert_post(db, "p", "error", error=REFUSED) for _ in range(2)]
-        theirs = await insert_post(db, "q", "error", error=REFUSED)
-        unsure = await insert_post(db, "p", "possible_error", error="not found")
+        mine = [await insert_post(db, "p", status=PostStatus.ERROR, at=NOW, error=REFUSED) for _ in range(2)]
+        theirs = await insert_post(db, "q", status=PostStatus.ERROR, at=NOW, error=REFUSED)
+        unsure = await insert_post(db, "p", status=PostStatus.POSSIBLE_ERROR, at=NOW, error="not found")
         result = await ops("posts", "requeue", "--project", "p", "--status", "error")
         assert result.code == 0, result.err
         assert len(result.out.splitlines()) == 2
@@ -176,8 +168,8 @@ class TestPostsRequeue:
                                                   project: str) -> None:
         """A pending post and an unknown id are refused (one warning each, exit 1); the error
         post among them is requeued."""
-        pending = await insert_post(db, "p", "pending_publication")
-        failed = await insert_post(db, "p", "error", error=REFUSED)
+        pending = await insert_post(db, "p", status=PostStatus.PENDING, at=NOW)
+        failed = await insert_post(db, "p", status=PostStatus.ERROR, at=NOW, error=REFUSED)
         missing = str(ObjectId())
         result = await ops("posts", "requeue", str(pending), missing, str(failed))
         assert result.code == 1
@@ -208,8 +200,8 @@ class TestRequeuedPostIsPublished:
         community = await vk_sandbox.control.create_community()
         admin = await vk_sandbox.control.create_user(admin_of=[community.group_id])
         project_id = await insert_project(db, group_id=community.group_id, token=admin.token)
-        post_id = await insert_post(db, project_id, "error", text="Second chance", error=REFUSED,
-                                    **FAILED_BOOKKEEPING)
+        post_id = await insert_post(db, project_id, "Second chance", status=PostStatus.ERROR, at=NOW,
+                                    error=REFUSED, **FAILED_BOOKKEEPING)
         async with tracker_lifespan(vk_settings):
             result = await ops("posts", "requeue", str(post_id))
             assert result.code == 0, result.err

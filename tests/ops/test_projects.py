@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import PROJECTS, SYSTEM_POSTS, Document
-from tests.ops.conftest import Ops, ScriptedPrompts
+from tests.support.ops import Ops, ScriptedPrompts
 
 TOKEN = "vk1.a.user-token-ABCDEF0123456789"
 SECRET = "callback-secret-0123456789"

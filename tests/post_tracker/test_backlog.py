@@ -13,17 +13,11 @@ from structlog.testing import capture_logs
 from shared.broker import Broker
 from shared.mongo import SYSTEM_POSTS, Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
-from tests.post_tracker.conftest import (
-    UpdatesInbox,
-    fast_options,
-    insert_post,
-    new_community,
-    now,
-    published,
-    running_trackers,
-)
-from tests.waiting import eventually
+from tests.support.communities import new_community
+from tests.support.documents import insert_post
+from tests.support.sandbox import RunningSandbox
+from tests.support.tracker import UpdatesInbox, fast_options, now, published, running_trackers
+from tests.support.waiting import eventually
 
 
 async def all_settled(db: AsyncDatabase[Document]) -> bool:

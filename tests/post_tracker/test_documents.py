@@ -26,17 +26,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.broker import Broker
 from shared.mongo import PROJECTS, SYSTEM_POSTS, Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
-from tests.post_tracker.conftest import (
-    Community,
-    UpdatesInbox,
-    fast_options,
-    new_community,
-    now,
-    published,
-    running_trackers,
-)
-from tests.waiting import eventually
+from tests.support.communities import Community, new_community
+from tests.support.sandbox import RunningSandbox
+from tests.support.tracker import UpdatesInbox, fast_options, now, published, running_trackers
+from tests.support.waiting import eventually
 
 QUIET_SECONDS = 10.0
 INTERVAL_SECONDS = 1.0

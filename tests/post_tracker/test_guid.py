@@ -17,18 +17,18 @@ from shared.broker import Broker
 from shared.documents import PostStatus
 from shared.mongo import Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
-from tests.post_tracker.conftest import (
+from tests.post_tracker.test_lifecycle import WITH_CONTEXT
+from tests.support.communities import new_community
+from tests.support.documents import insert_post
+from tests.support.sandbox import RunningSandbox
+from tests.support.tracker import (
     UpdatesInbox,
     fast_options,
-    insert_post,
-    new_community,
     published,
     running_trackers,
     wait_deleted,
     wait_status,
 )
-from tests.post_tracker.test_lifecycle import WITH_CONTEXT
 
 HANG_SECONDS = 0.8  # > the client's 0.5-s timeout: the tracker never sees the answer
 

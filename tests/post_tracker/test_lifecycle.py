@@ -19,22 +19,20 @@ from shared.mongo import GLOBAL_VARIABLES, Document
 from shared.retry import BackoffPolicy
 from shared.settings import Settings
 from shared.vk import VkClient
-from tests.conftest import RunningSandbox
-from tests.post_tracker.conftest import (
+from tests.support.communities import new_community
+from tests.support.documents import get_post, insert_post, insert_variable
+from tests.support.sandbox import RunningSandbox
+from tests.support.tracker import (
     FAST_RETRY,
     UpdatesInbox,
     fast_options,
-    get_post,
-    insert_post,
-    insert_variable,
-    new_community,
     now,
     published,
     running_trackers,
     wait_deleted,
     wait_status,
 )
-from tests.waiting import eventually
+from tests.support.waiting import eventually
 
 WITH_CONTEXT = [structlog.contextvars.merge_contextvars]
 

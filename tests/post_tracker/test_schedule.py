@@ -14,17 +14,11 @@ from shared.change_wakeup import ChangeWakeup
 from shared.documents import PostStatus
 from shared.mongo import SYSTEM_POSTS, Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
-from tests.post_tracker.conftest import (
-    UpdatesInbox,
-    fast_options,
-    insert_post,
-    new_community,
-    now,
-    running_trackers,
-    wait_deleted,
-)
-from tests.waiting import eventually
+from tests.support.communities import new_community
+from tests.support.documents import insert_post
+from tests.support.sandbox import RunningSandbox
+from tests.support.tracker import UpdatesInbox, fast_options, now, running_trackers, wait_deleted
+from tests.support.waiting import eventually
 
 # Long enough that only the wake-up machinery can explain a punctual send.
 SAFETY_NET_SECONDS = 30.0
@@ -86,18 +80,18 @@ class TestChangeWakeup:
                               retry_seconds=60, pipeline=WAKE_PIPELINE)
         task = asyncio.create_task(wakeup.run())
         try:
-            await eventually(lambda: asyncio.sleep(0, wakeup.watching), what="the stream")
+            await eventually(lambda: wakeup.watching, what="the stream")
             assert len(wakes) == 1  # once on opening
             post_id = await insert_post(db, "p1", "x", at=now() + timedelta(hours=1))
-            await eventually(lambda: asyncio.sleep(0, len(wakes) == 2), what="wake on insert")
+            await eventually(lambda: len(wakes) == 2, what="wake on insert")
             posts = db[SYSTEM_POSTS]
             await posts.update_one({"_id": post_id}, {"$set": {"status": PostStatus.PUBLISHING.value}})
             await posts.update_one({"_id": post_id}, {"$set": {"publication_date": now()}})
             # Events arrive in order: once the move woke it, the claim would have too.
-            await eventually(lambda: asyncio.sleep(0, len(wakes) >= 3), what="wake on move")
+            await eventually(lambda: len(wakes) >= 3, what="wake on move")
             assert len(wakes) == 3
             await posts.update_one({"_id": post_id}, {"$set": {"status": PostStatus.PENDING.value}})
-            await eventually(lambda: asyncio.sleep(0, len(wakes) == 4), what="wake on requeue")
+            await eventually(lambda: len(wakes) == 4, what="wake on requeue")
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -111,7 +105,7 @@ class TestChangeWakeup:
         with capture_logs() as logs:
             task = asyncio.create_task(wakeup.run())
             try:
-                await eventually(lambda: asyncio.sleep(0, len(wakes) >= 4), timeout=3,
+                await eventually(lambda: len(wakes) >= 4, timeout=3,
                                  what="polled wake-ups")
             finally:
                 task.cancel()

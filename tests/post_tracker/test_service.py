@@ -10,9 +10,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.broker import Broker
 from shared.mongo import Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
-from tests.post_tracker.conftest import UpdatesInbox, insert_post, new_community, wait_deleted
+from tests.support.communities import new_community
+from tests.support.documents import insert_post
 from tests.support.processes import start_service
+from tests.support.sandbox import RunningSandbox
+from tests.support.tracker import UpdatesInbox, wait_deleted
 
 
 class TestServiceProcess:

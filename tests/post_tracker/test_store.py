@@ -13,8 +13,9 @@ from services.post_tracker.leases import ProjectLeases
 from services.post_tracker.store import PostStore
 from shared.documents import PostStatus, SystemPost, count_by_status
 from shared.mongo import SYSTEM_POSTS, Document
-from tests.post_tracker.conftest import get_post, insert_post, now
-from tests.waiting import eventually
+from tests.support.documents import get_post, insert_post
+from tests.support.tracker import now
+from tests.support.waiting import eventually
 
 
 class TestClaim:

@@ -22,9 +22,9 @@ from services.refresher.coalescing import (
 from services.refresher.spacing import RoundSpacing
 from shared.mongo import REFRESH_STATE, ContentType, Document, connect
 from shared.settings import Settings
-from tests.background import in_background
-from tests.vk.manual_clock import ManualClock
-from tests.waiting import eventually
+from tests.support.background import in_background
+from tests.support.manual_clock import ManualClock
+from tests.support.waiting import eventually
 
 KEY = RefreshKey("p", ContentType.PUBLISHED)
 

@@ -11,7 +11,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.refresher.coalescing import RefreshCoordinator, RefreshKey, Round
 from services.refresher.reconcile import Reconciler, first_due, plan, share
 from shared.mongo import PROJECTS, REFRESH_STATE, ContentType, Document
-from tests.factories import insert_project
+from tests.support.documents import insert_project
 
 NOW = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)
 INTERVAL = timedelta(minutes=15)

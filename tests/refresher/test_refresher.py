@@ -11,9 +11,9 @@ from shared.broker import Broker
 from shared.mongo import PROJECTS, ContentType, Document
 from shared.settings import Settings
 from shared.vk import VkClient, VkTransientError
-from tests.conftest import RunningSandbox
-from tests.factories import insert_project
-from tests.metrics import MetricsSince
+from tests.support.documents import insert_project
+from tests.support.metrics import MetricsSince
+from tests.support.sandbox import RunningSandbox
 
 FAILURES = "refresher_project_refresh_failures_total"
 

@@ -106,6 +106,7 @@ class TestDocumentation:
         for name in ("operations", "reliability", "performance"):
             assert f"docs/{name}.md" in targets
 
+    @pytest.mark.integration  # runs a process
     def test_no_link_is_broken(self) -> None:
         """Every relative link of every tracked Markdown file resolves, anchors included."""
         documents = [REPOSITORY / name for name in tracked_files() if name.endswith(".md")]

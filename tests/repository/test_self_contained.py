@@ -111,6 +111,7 @@ class TestOutsideReferences:
         """References that stay inside the tree, container paths and URLs are fine."""
         assert outside_references(path, text, checkout="/srv/checkouts/planner") == []
 
+    @pytest.mark.integration  # runs a process
     def test_no_tracked_file_points_outside_the_repository(self) -> None:
         """No file a clone has refers to a path above the repository root."""
         found = [

@@ -27,10 +27,10 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import PROJECT_UPDATES, Document
-from tests.background import in_background
 from tests.resilience.harness import ServiceGroup
+from tests.support.background import in_background
+from tests.support.waiting import eventually
 from tests.update_notifier.sse_client import SseStream
-from tests.waiting import eventually
 
 
 def seq_of(cursor: str) -> int:

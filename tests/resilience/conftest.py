@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import tempfile
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -26,6 +24,7 @@ import pytest
 from shared.settings import Settings
 from shared.topology import Topology, delete_topology
 from tests.resilience.harness import LogBook, ServiceGroup
+from tests.support.scenarios import Figures, Mode
 from tools.vk_sandbox import SandboxConfig
 
 HERE = Path(__file__).resolve().parent
@@ -36,16 +35,6 @@ BROKER_WAIT_SECONDS = 180.0
 T = TypeVar("T")
 
 _LOGBOOK: LogBook | None = None
-
-
-@dataclass(frozen=True)
-class Mode:
-    """Short (default run) or long version of a scenario."""
-
-    long: bool
-
-    def pick(self, short: T, long: T) -> T:
-        return long if self.long else short
 
 
 def _long_selected(config: pytest.Config) -> bool:
@@ -127,18 +116,6 @@ async def services(logbook: LogBook, settings: Settings) -> AsyncIterator[Servic
         await group.close()
         with contextlib.suppress(Exception):
             await delete_topology(str(settings.amqp_url), Topology(settings.amqp_prefix))
-
-
-class Figures:
-    """Measured numbers of each scenario, printed at the end (and kept as JSON lines)."""
-
-    def __init__(self, path: Path, test: str) -> None:
-        self._path = path
-        self._test = test
-
-    def record(self, **numbers: Any) -> None:
-        with self._path.open("a") as out:
-            out.write(json.dumps({"test": self._test, **numbers}, default=str) + "\n")
 
 
 @pytest.fixture

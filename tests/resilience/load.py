@@ -15,10 +15,11 @@ from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import SYSTEM_POSTS, Document
-from tests.background import in_background
-from tests.conftest import RunningSandbox
-from tests.resilience.stack import Community, insert_system_post
-from tests.waiting import eventually
+from tests.support.background import in_background
+from tests.support.communities import Community
+from tests.support.documents import insert_post
+from tests.support.sandbox import RunningSandbox
+from tests.support.waiting import eventually
 
 
 class WallActivity:
@@ -92,7 +93,7 @@ class SystemPostFeed:
         community = self._communities[step % len(self._communities)]
         text = f"system post {step} {uuid.uuid4().hex[:8]}"
         due = datetime.now(UTC) + timedelta(seconds=(step % 5) * self._spread / 5)
-        post_id = await insert_system_post(self._db, community.project_id, text, at=due)
+        post_id = await insert_post(self._db, community.project_id, text, at=due)
         self.posts[post_id] = (community, text)
         return post_id
 

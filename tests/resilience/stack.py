@@ -13,12 +13,9 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
-from bson import ObjectId
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -26,7 +23,6 @@ from services.refresher.content import content_types_for
 from shared.mongo import (
     PROJECTS,
     REFRESH_STATE,
-    SYSTEM_POSTS,
     ContentType,
     Document,
     connect,
@@ -35,19 +31,12 @@ from shared.mongo import (
 from shared.settings import Settings
 from shared.topology import Topology
 from shared.vk import VkClient
-from tests.conftest import RunningSandbox
-from tests.factories import insert_project
 from tests.resilience.harness import LogBook, ServiceGroup
+from tests.support.communities import Community
+from tests.support.documents import insert_project
+from tests.support.sandbox import RunningSandbox
 from tools.callback_setup import setup_callback, wait_until_confirmed
 from tools.mongod import free_port
-
-
-@dataclass(frozen=True)
-class Community:
-    group_id: int
-    token: str
-    project_id: str
-    secret: str
 
 
 @contextlib.asynccontextmanager
@@ -106,7 +95,9 @@ async def connect_community(db: AsyncDatabase[Document], sandbox: RunningSandbox
     project = await db[PROJECTS].find_one({"_id": project_id})
     assert project is not None
     logbook.register(project["vk_callback_secret"])
-    return Community(created.group_id, admin.token, project_id, project["vk_callback_secret"])
+    return Community(created.group_id, admin.token, community_token=created.community_token,
+                     confirmation_code=created.confirmation_code, project_id=project_id,
+                     secret=project["vk_callback_secret"])
 
 
 async def connect_communities(db: AsyncDatabase[Document], sandbox: RunningSandbox,
@@ -255,19 +246,8 @@ async def plain_community(db: AsyncDatabase[Document], sandbox: RunningSandbox,
     admin = await sandbox.control.create_user(admin_of=[created.group_id])
     logbook.register(created.community_token, admin.token)
     project_id = await insert_project(db, group_id=created.group_id, token=admin.token)
-    return Community(created.group_id, admin.token, project_id, "")
-
-
-async def insert_system_post(db: AsyncDatabase[Document], project_id: str, text: str, *,
-                             at: datetime | None = None, **extra: Any) -> ObjectId:
-    """A due system post as the rest of the product writes it (or as ``extra`` says)."""
-    document: Document = {"project_id": project_id, "text": text, "attachments": [],
-                          "publication_date": at or datetime.now(UTC),
-                          "status": "pending_publication", "vk_post_id": None, "error": None,
-                          **extra}
-    result = await db[SYSTEM_POSTS].insert_one(document)
-    assert isinstance(result.inserted_id, ObjectId)
-    return result.inserted_id
+    return Community(created.group_id, admin.token, community_token=created.community_token,
+                     confirmation_code=created.confirmation_code, project_id=project_id)
 
 
 async def wall_texts(sandbox: RunningSandbox, group_id: int) -> Counter[str]:

@@ -11,9 +11,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
-from tests.rabbit import broker_stopped
-from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import LogBook, ServiceGroup
 from tests.resilience.load import WallActivity
 from tests.resilience.stack import (
@@ -26,7 +23,10 @@ from tests.resilience.stack import (
     taken_tickets,
     wait_converged,
 )
-from tests.waiting import eventually
+from tests.support.rabbit import broker_stopped
+from tests.support.sandbox import RunningSandbox
+from tests.support.scenarios import Figures, Mode
+from tests.support.waiting import eventually
 
 
 @pytest.mark.timeout(600)  # stop_app and start_app take long on a broker with many queues

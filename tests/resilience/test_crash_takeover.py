@@ -17,17 +17,17 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import POST_TRACKER_LEASES, Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
-from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import LogBook, ServiceGroup
 from tests.resilience.stack import (
-    insert_system_post,
     plain_community,
     stack_settings,
     wall_post_calls,
     wall_texts,
 )
-from tests.waiting import eventually
+from tests.support.documents import insert_post
+from tests.support.sandbox import RunningSandbox
+from tests.support.scenarios import Figures, Mode
+from tests.support.waiting import eventually
 from tools.processes import ChildProcess
 
 DEFAULT_TRACKER_LEASE = Settings.model_fields["tracker_lease_seconds"].default
@@ -74,7 +74,7 @@ class TestCrashTakeoverWithDefaults:
                 tag = f"{way} {round_number} {uuid.uuid4().hex[:6]}"
                 await vk_sandbox.control.inject_fault("latency", method="wall.post", seconds=3.0)
                 in_flight = f"in flight when killed {tag}"
-                await insert_system_post(db, community.project_id, in_flight)
+                await insert_post(db, community.project_id, in_flight)
 
                 async def sending(text: str = in_flight) -> ChildProcess | None:
                     if await wall_post_calls(vk_sandbox, text) == 0:
@@ -89,7 +89,7 @@ class TestCrashTakeoverWithDefaults:
                 if way == "restart":
                     trackers.append(await services.start("post_tracker", stack))
                 after = f"due after the crash {tag}"
-                await insert_system_post(db, community.project_id, after)
+                await insert_post(db, community.project_id, after)
 
                 async def sent(text: str = after) -> bool:
                     return await wall_post_calls(vk_sandbox, text) >= 1

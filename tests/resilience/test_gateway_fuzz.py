@@ -27,11 +27,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import Document
 from shared.settings import Settings
-from tests.factories import insert_project
-from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import LogBook, ServiceGroup
 from tests.resilience.stack import queue_depths, stack_settings
-from tests.waiting import eventually
+from tests.support.documents import insert_project
+from tests.support.scenarios import Figures, Mode
+from tests.support.waiting import eventually
 from tools.processes import ROOT
 
 KNOWN_GROUP = 770_001

@@ -20,17 +20,13 @@ import pytest
 from bson import ObjectId
 
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
 from tests.resilience.clients import CursorChain, assert_log_has_no_hole, wait_all_logged
-from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import LogBook, ServiceGroup
 from tests.resilience.load import WallActivity
 from tests.resilience.stack import (
-    Community,
     attempt_statuses,
     connect_communities,
     database,
-    insert_system_post,
     left_behind,
     notifier_url,
     queue_depths,
@@ -39,7 +35,11 @@ from tests.resilience.stack import (
     wait_converged,
     wall_texts,
 )
-from tests.waiting import eventually
+from tests.support.communities import Community
+from tests.support.documents import insert_post
+from tests.support.sandbox import RunningSandbox
+from tests.support.scenarios import Figures, Mode
+from tests.support.waiting import eventually
 from tools.mongod import Member, ReplicaSet
 
 POSTS_PER_FAILOVER = 4  # due 0.5–2 s after the fault, spread over the communities
@@ -103,7 +103,7 @@ class TestMongoFailover:
                             community = communities[index % len(communities)]
                             text = f"due in failover {number}.{index} {fault}"
                             due = fault_at + timedelta(seconds=0.5 + 0.5 * index)
-                            post_id = await insert_system_post(db, community.project_id, text,
+                            post_id = await insert_post(db, community.project_id, text,
                                                                at=due)
                             posts[post_id] = (community, text, due)
                         old = await asyncio.to_thread(replica_set.primary)

@@ -21,14 +21,12 @@ import aiohttp
 import pytest
 
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
 from tests.resilience.clients import (
     CursorChain,
     SseFollower,
     assert_log_has_no_hole,
     wait_all_logged,
 )
-from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import LogBook, ServiceGroup
 from tests.resilience.load import SystemPostFeed, WallActivity
 from tests.resilience.stack import (
@@ -43,7 +41,9 @@ from tests.resilience.stack import (
     wait_converged,
     wall_texts,
 )
-from tests.waiting import eventually
+from tests.support.sandbox import RunningSandbox
+from tests.support.scenarios import Figures, Mode
+from tests.support.waiting import eventually
 from tools.mongod import free_port, mongo_url, start_mongod, stop_mongod
 
 

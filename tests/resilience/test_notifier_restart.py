@@ -15,17 +15,17 @@ from shared.broker import Broker
 from shared.messages import ProjectUpdated
 from shared.mongo import PROJECT_UPDATES, Document
 from shared.settings import Settings
-from tests.background import in_background
 from tests.resilience.clients import (
     CursorChain,
     SseFollower,
     assert_log_has_no_hole,
     update_log,
 )
-from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import ServiceGroup
 from tests.resilience.stack import left_behind, notifier_url, queue_depths, stack_settings
-from tests.waiting import eventually
+from tests.support.background import in_background
+from tests.support.scenarios import Figures, Mode
+from tests.support.waiting import eventually
 
 
 class UpdateStream:

@@ -27,12 +27,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.mongo import PROCESSED_EVENTS, Document
 from shared.settings import Settings
 from shared.topology import Topology
-from tests.background import in_background
-from tests.conftest import RunningSandbox
-from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import LogBook, ServiceGroup
 from tests.resilience.stack import (
-    Community,
     connect_communities,
     expected_tickets,
     gateway_url,
@@ -42,7 +38,11 @@ from tests.resilience.stack import (
     taken_tickets,
     wait_converged,
 )
-from tests.waiting import eventually
+from tests.support.background import in_background
+from tests.support.communities import Community
+from tests.support.sandbox import RunningSandbox
+from tests.support.scenarios import Figures, Mode
+from tests.support.waiting import eventually
 from tools.rabbit_cluster import RabbitCluster
 
 RATE = 200.0  # callbacks per second

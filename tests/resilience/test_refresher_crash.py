@@ -15,11 +15,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import REFRESH_STATE, ContentType, Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
-from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import LogBook, ServiceGroup
 from tests.resilience.stack import (
-    Community,
     cached_ids,
     connect_communities,
     left_behind,
@@ -27,7 +24,10 @@ from tests.resilience.stack import (
     stack_settings,
     wait_converged,
 )
-from tests.waiting import eventually
+from tests.support.communities import Community
+from tests.support.sandbox import RunningSandbox
+from tests.support.scenarios import Figures, Mode
+from tests.support.waiting import eventually
 from tools.processes import ChildProcess
 
 LEASE_SECONDS = Settings.model_fields["refresher_lease_seconds"].default  # 10 s

@@ -22,14 +22,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
 from tests.resilience.clients import (
     CursorChain,
     SseFollower,
     assert_log_has_no_hole,
     update_log,
 )
-from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import LogBook, ServiceGroup
 from tests.resilience.load import SystemPostFeed, WallActivity
 from tests.resilience.stack import (
@@ -43,7 +41,9 @@ from tests.resilience.stack import (
     wait_converged,
     wall_texts,
 )
-from tests.waiting import eventually
+from tests.support.sandbox import RunningSandbox
+from tests.support.scenarios import Figures, Mode
+from tests.support.waiting import eventually
 from tools.mongod import free_port
 
 TRACKER_CHANGES = ("post_claimed", "post_published", "post_verified", "post_retry_scheduled",

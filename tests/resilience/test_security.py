@@ -18,9 +18,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.callback_gateway.addressing import ProjectKeys
 from shared.mongo import PROJECTS, SYSTEM_POSTS, Document
 from shared.settings import LogLevel, Settings
-from tests.conftest import RunningSandbox
-from tests.factories import insert_project
-from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import LogBook, ServiceGroup
 from tests.resilience.stack import (
     connect_community,
@@ -29,8 +26,11 @@ from tests.resilience.stack import (
     queue_depths,
     stack_settings,
 )
+from tests.support.documents import insert_project
+from tests.support.sandbox import RunningSandbox
+from tests.support.scenarios import Figures, Mode
+from tests.support.waiting import eventually
 from tests.update_notifier.sse_client import SseStream
-from tests.waiting import eventually
 
 GROUP_ID = 880_001
 

@@ -18,19 +18,20 @@ from datetime import UTC, datetime
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.documents import PostStatus
 from shared.mongo import SYSTEM_POSTS, Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
-from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import LogBook, ServiceGroup
 from tests.resilience.stack import (
-    insert_system_post,
     plain_community,
     stack_settings,
     wall_post_calls,
     wall_texts,
 )
-from tests.waiting import eventually
+from tests.support.documents import insert_post
+from tests.support.sandbox import RunningSandbox
+from tests.support.scenarios import Figures, Mode
+from tests.support.waiting import eventually
 
 VERIFY_TIMEOUT = 6.0
 
@@ -82,7 +83,7 @@ class TestTrackerKilledAroundWallPost:
 
             tracker_a = await services.start("post_tracker", base)
             x_text = f"X between wall.post and the id {tag}"
-            x_post = await insert_system_post(db, x.project_id, x_text)
+            x_post = await insert_post(db, x.project_id, x_text)
 
             async def x_in_flight(x_post: ObjectId = x_post, x_text: str = x_text) -> bool:
                 return (await publishing(db, x_post) is not None
@@ -98,7 +99,7 @@ class TestTrackerKilledAroundWallPost:
             tracker_b = await services.start("post_tracker", slow)
             y_texts = [f"Y first {tag}", f"Y claimed, never sent {tag}"]
             now = datetime.now(UTC)
-            y_posts = [await insert_system_post(db, y.project_id, text, at=now)
+            y_posts = [await insert_post(db, y.project_id, text, at=now)
                        for text in y_texts]
 
             async def y_claimed_not_sent(y_posts: list[ObjectId] = y_posts,
@@ -143,8 +144,8 @@ class TestTrackerKilledAroundWallPost:
                                tracker_verify_timeout_seconds=VERIFY_TIMEOUT)
         community = await plain_community(db, vk_sandbox, logbook)
         text = f"claimed by the dead {uuid.uuid4().hex[:6]}"
-        post_id = await insert_system_post(
-            db, community.project_id, text, status="publishing",
+        post_id = await insert_post(
+            db, community.project_id, text, status=PostStatus.PUBLISHING,
             claimed_by=f"{socket.gethostname()}:999999:dead00", claimed_at=datetime.now(UTC),
             sent_text=text, correlation_id=uuid.uuid4().hex, outcome_unknown=False)
         await services.start("post_tracker", stack)

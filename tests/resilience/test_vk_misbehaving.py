@@ -21,15 +21,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import PROJECTS, REFRESH_STATE, SYSTEM_POSTS, ContentType, Document
 from shared.settings import Settings
-from tests.conftest import RunningSandbox
-from tests.factories import insert_project
-from tests.resilience.conftest import Figures, Mode
 from tests.resilience.harness import LogBook, ServiceGroup
 from tests.resilience.stack import (
     cache_mismatches,
     cached_ids,
     connect_communities,
-    insert_system_post,
     left_behind,
     plain_community,
     queue_depths,
@@ -37,7 +33,10 @@ from tests.resilience.stack import (
     wall_post_calls,
     wall_texts,
 )
-from tests.waiting import eventually
+from tests.support.documents import insert_post, insert_project
+from tests.support.sandbox import RunningSandbox
+from tests.support.scenarios import Figures, Mode
+from tests.support.waiting import eventually
 
 MAX_ATTEMPTS = 3  # VK_MAX_ATTEMPTS: tries of one call inside one refresh
 TIMEOUT = 1.0  # VK_TIMEOUT_SECONDS
@@ -220,7 +219,7 @@ class TestVkMisbehavingForTheTracker:
             broken = await insert_project(db, group_id=community.group_id, token=revoked,
                                           _id=f"broken-{tag}")
             text = f"bad token {tag}"
-            document = await settled(db, await insert_system_post(db, broken, text), timeout=15)
+            document = await settled(db, await insert_post(db, broken, text), timeout=15)
             assert isinstance(document, dict) and document["status"] == "error"
             assert document["error_code"] == 5 and "VK error 5" in document["error"]
             assert "User authorization failed" in document["error"]
@@ -233,7 +232,7 @@ class TestVkMisbehavingForTheTracker:
             await control.inject_fault("error", method="wall.post", code=10, count=1)
             names = ("502", "malformed", "error 10")
             unknown = [f"unknown outcome {name} {tag}" for name in names]
-            posts = [await insert_system_post(db, community.project_id, text) for text in unknown]
+            posts = [await insert_post(db, community.project_id, text) for text in unknown]
             for name, post_id, text in zip(names, posts, unknown, strict=True):
                 assert await settled(db, post_id, timeout=20) == "verified", name
                 expected_calls[text], expected_on_wall[text] = 2, 1
@@ -241,7 +240,7 @@ class TestVkMisbehavingForTheTracker:
 
             await control.inject_fault("latency", method="wall.post", seconds=3.0)
             slow = f"answered too late {tag}"
-            slow_post = await insert_system_post(db, community.project_id, slow)
+            slow_post = await insert_post(db, community.project_id, slow)
 
             async def sent(slow: str = slow) -> bool:
                 return await wall_post_calls(vk_sandbox, slow) == 1
@@ -256,7 +255,7 @@ class TestVkMisbehavingForTheTracker:
 
             await control.inject_fault("error", method="wall.post", code=6, count=1)
             refused = f"refused with 6 {tag}"
-            assert await settled(db, await insert_system_post(db, community.project_id, refused),
+            assert await settled(db, await insert_post(db, community.project_id, refused),
                                  timeout=30) == "verified"
             expected_calls[refused], expected_on_wall[refused] = 2, 1
             outcomes["error 6: verified"] += 1

@@ -6,12 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.sandbox.harness import (
-    CallbackReceiver,
-    RunningSandbox,
-    running_receiver,
-    running_sandbox,
-)
+from tests.support.callbacks import CallbackReceiver, running_receiver
+from tests.support.sandbox import RunningSandbox, running_sandbox
 from tools.vk_sandbox import SandboxConfig
 
 

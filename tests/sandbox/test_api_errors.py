@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.sandbox.harness import RunningSandbox, running_sandbox
+from tests.support.sandbox import RunningSandbox, running_sandbox
 from tools.vk_sandbox import DEMO_COMMUNITY_TOKEN, DEMO_USER_TOKEN
 
 

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from tests.sandbox.harness import RunningSandbox
+from tests.support.sandbox import RunningSandbox
 
 
 async def burst(sandbox: RunningSandbox, n: int, method: str, token: str, **params: Any

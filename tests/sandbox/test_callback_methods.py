@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.sandbox.harness import (
+from tests.support.callbacks import (
     CallbackReceiver,
     ReceivedRequest,
-    RunningSandbox,
     connect_server,
     server_status,
     wait_for_status,
 )
+from tests.support.sandbox import RunningSandbox
 
 
 class TestCallbackServerMethods:

@@ -18,6 +18,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 READY = re.compile(rb"ready on http://127\.0\.0\.1:(\d+)")
 
 
+@pytest.mark.integration  # runs a process
 class TestCommandLine:
     @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
     async def test_run_and_stop(self, stop_signal: signal.Signals) -> None:

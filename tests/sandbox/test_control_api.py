@@ -7,7 +7,7 @@ import time
 import aiohttp
 import pytest
 
-from tests.sandbox.harness import RunningSandbox
+from tests.support.sandbox import RunningSandbox
 from tools.vk_sandbox.control import SandboxControl, SandboxControlError
 from tools.vk_sandbox.schema import validate_object
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.sandbox.harness import RunningSandbox
+from tests.support.sandbox import RunningSandbox
 from tools.vk_sandbox.schema import validate_method_response
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.sandbox.harness import RunningSandbox, wait_until
+from tests.support.sandbox import POLL_INTERVAL, RunningSandbox
+from tests.support.waiting import eventually
 from tools.vk_sandbox.control import SandboxControlError
 
 
@@ -120,7 +121,8 @@ class TestFaults:
             reply = await sandbox.api("wall.get", admin.token, owner_id=owner)
             return bool(reply["response"]["count"])
 
-        await wait_until(visible, timeout=3.0, what="the hidden post to appear")
+        await eventually(visible, timeout=3.0, interval=POLL_INTERVAL,
+                         what="the hidden post to appear")
         assert time.time() - posted_at >= 0.5
 
     async def test_hide_posts_forever_and_clear(self, sandbox: RunningSandbox) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.sandbox.harness import CallbackReceiver, RunningSandbox, connect_server
+from tests.support.callbacks import CallbackReceiver, connect_server
+from tests.support.sandbox import RunningSandbox
 from tools.vk_sandbox.community import GUID_MEMORY_SECONDS, Community
 from tools.vk_sandbox.control import CreatedCommunity, CreatedUser
 

@@ -19,8 +19,8 @@ from shared.broker import (
     node_urls,
 )
 from shared.messages import CallbackEvent, ProjectUpdated
-from tests.rabbit import close_connections
-from tests.waiting import eventually
+from tests.support.rabbit import close_connections
+from tests.support.waiting import eventually
 from tools.mongod import free_port
 
 FAST = AckPolicy(max_attempts=3, prefetch=8, shutdown_grace_seconds=2)

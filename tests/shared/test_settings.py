@@ -28,6 +28,7 @@ class TestSettings:
         assert settings.gateway_port == 9999
         assert settings.log_format is LogFormat.CONSOLE
 
+    @pytest.mark.integration  # runs a process
     @pytest.mark.parametrize(("variable", "value"), [
         ("GATEWAY_PORT", "not-a-port"),
         ("NOTIFIER_PORT", "70000"),
@@ -48,6 +49,7 @@ class TestSettings:
         assert len(lines) == 1, result.stderr
         assert lines[0].startswith(f"invalid configuration: {variable}:")
 
+    @pytest.mark.integration  # runs a process
     def test_error_line_does_not_echo_secret_values(self) -> None:
         """The error names the variable but never repeats a (possibly secret) value."""
         secret = "amqp-password-should-not-leak"

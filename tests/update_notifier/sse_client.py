@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import ClientResponse
 
-from tests.update_notifier.conftest import Notifier
+from tests.support.notifier import Notifier
 
 
 @dataclass(frozen=True, slots=True)

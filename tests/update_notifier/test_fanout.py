@@ -3,7 +3,7 @@ from __future__ import annotations
 import asyncio
 
 from services.update_notifier.fanout import Fanout, Frame, keepalive
-from tests.metrics import MetricsSince
+from tests.support.metrics import MetricsSince
 
 OVERFLOWS = "notifier_stream_overflows_total"
 

@@ -18,9 +18,9 @@ from shared.broker import Broker
 from shared.mongo import PROJECT_UPDATES, Document
 from shared.settings import Settings
 from shared.topology import Topology
-from tests.metrics import MetricsSince
-from tests.update_notifier.conftest import Notifier, StartNotifier, logged, publish, update
-from tests.waiting import eventually
+from tests.support.metrics import MetricsSince
+from tests.support.notifier import Notifier, StartNotifier, logged, publish, update
+from tests.support.waiting import eventually
 
 POLLS = "notifier_cursor_polls_total"
 

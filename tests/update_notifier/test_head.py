@@ -9,7 +9,6 @@ the log answers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -21,13 +20,12 @@ from structlog.testing import capture_logs
 
 from services.update_notifier.head import HeadAnswer, HeadWindow
 from services.update_notifier.polling import MAX_ENTRIES_PER_POLL, CursorAhead, Poll, poll_after
-from services.update_notifier.tailer import follow_log
 from services.update_notifier.update_log import Entry, UpdateLog
 from shared.mongo import COUNTERS, PROJECT_UPDATES, Document, connect, ensure_indexes
 from shared.settings import Settings
-from tests.metrics import MetricsSince
-from tests.update_notifier.conftest import update
-from tests.waiting import eventually
+from tests.support.metrics import MetricsSince
+from tests.support.notifier import Follower, update
+from tests.support.waiting import eventually
 from tools.mongod import mongo_url, start_mongod, stop_mongod
 
 AHEAD = "cursor ahead of the log"
@@ -185,28 +183,6 @@ async def check_agreement(update_log: UpdateLog, head: HeadWindow, cursors: rang
     return answered
 
 
-class Follower:
-    """:func:`follow_log` with a head, in a task; ``announced`` is what SSE would get."""
-
-    def __init__(self, update_log: UpdateLog, head: HeadWindow, after: int) -> None:
-        self.head = head
-        self.announced: list[int] = []
-        self._task = asyncio.create_task(
-            follow_log(update_log, lambda entry: self.announced.append(entry.seq), after=after,
-                       head=head))
-
-    async def caught_up(self, tail: int, timeout: float = 10) -> None:
-        async def there() -> bool:
-            return self.head.live and self.head.tail >= tail
-
-        await eventually(there, timeout=timeout, what=f"the head live at {tail}")
-
-    async def stop(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-
 @pytest.fixture
 async def follow() -> AsyncIterator[list[Follower]]:
     followers: list[Follower] = []
@@ -234,13 +210,13 @@ class TestHeadAgainstTheLog:
         follow.append(follower := Follower(update_log, head, after=30))
         await follower.caught_up(30)
         assert (head.base, head.tail) == (14, 30)  # the latest 16 seqs, read at start
-        assert follower.announced == []  # seeding the head announces nothing to streams
+        assert follower.seqs == []  # seeding the head announces nothing to streams
         assert await check_agreement(update_log, head, range(0, 33)) == set(range(14, 31))
 
         for seq in range(31, 36):
             await update_log.append(update(f"late{seq % 3}"))
         await follower.caught_up(35)
-        assert follower.announced == [31, 32, 33, 34, 35]
+        assert follower.seqs == [31, 32, 33, 34, 35]
         assert (head.base, head.tail) == (19, 35)
         assert await check_agreement(update_log, head, range(0, 37)) == set(range(19, 36))
 
@@ -373,6 +349,6 @@ class TestHeadAcrossStreamLoss:
                 await update_log.append(update(project_id))
             await follower.caught_up(5, timeout=30)
             assert await check_agreement(update_log, head, range(0, 7)) == set(range(1, 6))
-            assert follower.announced == [1, 2, 3, 4, 5]
+            assert follower.seqs == [1, 2, 3, 4, 5]
         finally:
             await client.close()

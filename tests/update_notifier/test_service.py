@@ -9,8 +9,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from shared.broker import Broker
 from shared.mongo import Document
 from shared.settings import Settings
+from tests.support.notifier import logged, publish
 from tests.support.processes import start_service
-from tests.update_notifier.conftest import logged, publish
 from tools.mongod import free_port
 
 

@@ -13,10 +13,10 @@ from services.update_notifier.fanout import Frame
 from services.update_notifier.keys import FANOUT
 from shared.broker import Broker
 from shared.mongo import PROJECT_UPDATES, Document
-from tests.metrics import MetricsSince
-from tests.update_notifier.conftest import StartNotifier, logged, publish
+from tests.support.metrics import MetricsSince
+from tests.support.notifier import StartNotifier, logged, publish
+from tests.support.waiting import eventually
 from tests.update_notifier.sse_client import SseEvent, SseStream, open_stream
-from tests.waiting import eventually
 
 OPEN_STREAMS = "notifier_open_streams"
 OVERFLOWS = "notifier_stream_overflows_total"

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -11,38 +10,10 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from structlog.testing import capture_logs
 
-from services.update_notifier.head import HeadWindow
-from services.update_notifier.tailer import follow_log
-from services.update_notifier.update_log import Entry, UpdateLog
+from services.update_notifier.update_log import UpdateLog
 from shared.mongo import Document, ensure_indexes
-from tests.update_notifier.conftest import update
+from tests.support.notifier import Follower, update
 from tools.mongod import mongo_url, start_mongod, stop_mongod
-
-
-class Follower:
-    """Runs :func:`follow_log` in a task and collects what it reports."""
-
-    def __init__(self, update_log: UpdateLog, after: int) -> None:
-        self.seqs: list[int] = []
-        self._arrived = asyncio.Event()
-        self._task = asyncio.create_task(follow_log(update_log, self._on_entry, after=after,
-                                                    head=HeadWindow()))
-
-    def _on_entry(self, entry: Entry) -> None:
-        self.seqs.append(entry.seq)
-        self._arrived.set()
-
-    async def wait_for(self, count: int, timeout: float = 10) -> list[int]:
-        async with asyncio.timeout(timeout):
-            while len(self.seqs) < count:
-                self._arrived.clear()
-                await self._arrived.wait()
-        return self.seqs
-
-    async def stop(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from services.update_notifier.update_log import (
 )
 from shared.mongo import COUNTERS, PROJECT_UPDATES, ContentType, Document, connect
 from shared.settings import Settings
-from tests.update_notifier.conftest import update
+from tests.support.notifier import update
 
 
 async def prepared(db: AsyncDatabase[Document]) -> UpdateLog:

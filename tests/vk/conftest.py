@@ -7,49 +7,15 @@ project-wide ``vk_sandbox`` fixture, with VK's limits (3 requests/s per user tok
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 
-from shared.retry import BackoffPolicy
 from shared.vk.client import VkClient
-from shared.vk.rate_limit import RateLimiterRegistry
-from tests.conftest import RunningSandbox
+from tests.support.communities import Community, sandbox_community
+from tests.support.sandbox import RunningSandbox
+from tests.support.vk_client import make_client
 from tools.vk_sandbox.control import SandboxControl
-
-# The real backoff shape at test-sized pauses, without jitter so timings are predictable.
-FAST_BACKOFF = BackoffPolicy(base_seconds=0.01, multiplier=2, max_seconds=0.1, jitter=0)
-
-
-@dataclass(frozen=True)
-class Community:
-    """A sandbox community with its own token and an admin's user token."""
-
-    group_id: int
-    community_token: str
-    admin_token: str
-    confirmation_code: str
-
-    @property
-    def owner_id(self) -> int:
-        return -self.group_id
-
-
-def make_client(api_url: str, *, timeout_seconds: float = 2.0, max_attempts: int = 4,
-                user_rps: float = 3.0) -> VkClient:
-    """A client with test timings and its own rate limiters, so tests never share one."""
-    return VkClient(api_url, timeout_seconds=timeout_seconds, max_attempts=max_attempts,
-                    user_rps=user_rps, backoff=FAST_BACKOFF, rate_limiters=RateLimiterRegistry())
-
-
-def closed_port_url() -> str:
-    """An API URL on a local port nobody listens on: connections are refused."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}/method"
 
 
 @pytest.fixture
@@ -60,10 +26,7 @@ def sandbox(vk_sandbox: RunningSandbox) -> SandboxControl:
 
 @pytest.fixture
 async def community(sandbox: SandboxControl) -> Community:
-    created = await sandbox.create_community(name="Planner test")
-    admin = await sandbox.create_user(admin_of=[created.group_id])
-    return Community(created.group_id, created.community_token, admin.token,
-                     created.confirmation_code)
+    return await sandbox_community(sandbox, name="Planner test")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from shared.vk.client import VkClient
 from shared.vk.errors import VkHttpError
 from shared.vk.models import CallbackServer
 from shared.vk.tokens import TokenKind
-from tests.vk.conftest import Community
+from tests.support.communities import Community
 from tools.vk_sandbox.control import SandboxControl
 
 # Nothing listens there: the sandbox's confirmation handshake fails fast and quietly.
@@ -18,7 +18,7 @@ RECEIVER_URL = "http://127.0.0.1:9/callback"
 class TestCallbackServerHelpers:
     async def test_confirmation_code(self, vk: VkClient, community: Community) -> None:
         """The community's confirmation string, as VK gives it."""
-        code = await vk.groups_get_callback_confirmation_code(community.admin_token,
+        code = await vk.groups_get_callback_confirmation_code(community.token,
                                                               community.group_id)
         assert code == community.confirmation_code
 
@@ -54,7 +54,7 @@ class TestCallbackServerHelpers:
         await sandbox.inject_fault("http_status", method="groups.addCallbackServer",
                                    status=502, count=1)
         with pytest.raises(VkHttpError) as raised:
-            await vk.groups_add_callback_server(community.admin_token, community.group_id,
+            await vk.groups_add_callback_server(community.token, community.group_id,
                                                 RECEIVER_URL, "planner", "secret")
         assert raised.value.outcome_unknown
         assert len(await sandbox.calls("groups.addCallbackServer")) == 1
@@ -65,5 +65,5 @@ class TestCallbackServerHelpers:
                                                          event: str) -> None:
         """An event name that is a real parameter or not a name at all is refused."""
         with pytest.raises(ValueError):
-            await vk.groups_set_callback_settings(community.admin_token, community.group_id, 1,
+            await vk.groups_set_callback_settings(community.token, community.group_id, 1,
                                                   "5.199", {event: True})

@@ -6,7 +6,7 @@ from shared.vk.client import VkClient
 from shared.vk.errors import VkAccessDenied, VkError, VkInvalidParameter
 from shared.vk.execute import VkCall
 from shared.vk.models import WallFilter, WallPage
-from tests.vk.conftest import Community
+from tests.support.communities import Community
 from tools.vk_sandbox.control import SandboxControl
 
 
@@ -18,7 +18,7 @@ class TestExecute:
         calls = [VkCall("wall.get", {"owner_id": community.owner_id, "count": 1 + n % 3})
                  for n in range(30)]
 
-        results = await vk.execute(community.admin_token, calls)
+        results = await vk.execute(community.token, calls)
 
         assert len(results) == 30
         assert all(isinstance(result, dict) and result["count"] == 1 for result in results)
@@ -31,7 +31,7 @@ class TestExecute:
                                                          community: Community) -> None:
         """VK's false + execute_errors map back to the call that failed, typed."""
         await sandbox.inject_fault("error", method="wall.getById", code=15)
-        results = await vk.execute(community.admin_token, [
+        results = await vk.execute(community.token, [
             VkCall("wall.get", {"owner_id": community.owner_id}),
             VkCall("wall.getById", {"posts": [f"{community.owner_id}_1"]}),
             VkCall("wall.get", {"owner_id": -999_999}),
@@ -46,7 +46,7 @@ class TestExecute:
             self, sandbox: SandboxControl, vk: VkClient, community: Community) -> None:
         """Parameters are JSON-encoded, so quotes and non-ASCII text survive VKScript."""
         text = 'Пост с "кавычками", \\ и [скобками]'
-        await vk.execute(community.admin_token, [VkCall("wall.post", {
+        await vk.execute(community.token, [VkCall("wall.post", {
             "owner_id": community.owner_id, "from_group": True, "message": text})])
 
         [post] = (await sandbox.wall(community.group_id))["published"]
@@ -61,7 +61,7 @@ class TestWallGetMany:
         await sandbox.create_post(community.group_id, "ours")
         await sandbox.create_post(other.group_id, "theirs")
 
-        pages = await vk.wall_get_many(community.admin_token,
+        pages = await vk.wall_get_many(community.token,
                                        [community.owner_id, -other.group_id, -999_999],
                                        WallFilter.ALL, count=5)
 

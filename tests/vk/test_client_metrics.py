@@ -4,7 +4,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from shared.vk import VkClient, VkTooManyRequests, WallFilter
-from tests.vk.conftest import Community
+from tests.support.communities import Community
 from tools.vk_sandbox.control import SandboxControl
 
 
@@ -19,9 +19,9 @@ class TestCallMetrics:
     ) -> None:
         """Each request counts once: answers as 'ok', VK errors under their code."""
         ok_before, six_before = calls("wall.get", "ok"), calls("wall.get", "6")
-        await vk.wall_get(community.admin_token, community.owner_id, WallFilter.ALL)
+        await vk.wall_get(community.token, community.owner_id, WallFilter.ALL)
         await sandbox.inject_fault("error", method="wall.get", code=6, count=10)
         with pytest.raises(VkTooManyRequests):
-            await vk.wall_get(community.admin_token, community.owner_id, WallFilter.ALL)
+            await vk.wall_get(community.token, community.owner_id, WallFilter.ALL)
         assert calls("wall.get", "ok") == ok_before + 1
         assert calls("wall.get", "6") == six_before + 4  # make_client retries up to 4 times

@@ -6,7 +6,8 @@ import asyncio
 
 from shared.vk.client import VkClient
 from shared.vk.errors import VkError, VkTooManyRequests
-from tests.vk.conftest import Community, make_client
+from tests.support.communities import Community
+from tests.support.vk_client import make_client
 from tests.vk.test_rate_limit import most_starts_in_any_window
 from tools.vk_sandbox.control import SandboxControl
 
@@ -17,7 +18,7 @@ class TestVkClientRateLimit:
     async def test_concurrent_calls_on_one_user_token_stay_within_three_per_second(
             self, sandbox: SandboxControl, vk: VkClient, community: Community) -> None:
         """7 concurrent calls: VK sees at most 3 in any second and refuses none."""
-        await asyncio.gather(*(vk.wall_get(community.admin_token, community.owner_id)
+        await asyncio.gather(*(vk.wall_get(community.token, community.owner_id)
                                for _ in range(CALLS)))
 
         calls = await sandbox.calls("wall.get")
@@ -30,7 +31,7 @@ class TestVkClientRateLimit:
             self, sandbox: SandboxControl, community: Community) -> None:
         """Two clients built without a registry, one token: one limit for both together."""
         async with VkClient(sandbox.api_url) as first, VkClient(sandbox.api_url) as second:
-            await asyncio.gather(*(client.wall_get(community.admin_token, community.owner_id)
+            await asyncio.gather(*(client.wall_get(community.token, community.owner_id)
                                    for client in (first, second) * 2))
 
         calls = await sandbox.calls("wall.get")
@@ -42,7 +43,7 @@ class TestVkClientRateLimit:
         """Control: a client allowed 100/s gets error 6, so the test above can fail."""
         async with make_client(sandbox.api_url, user_rps=100, max_attempts=1) as vk:
             results = await asyncio.gather(
-                *(vk.wall_get(community.admin_token, community.owner_id) for _ in range(CALLS)),
+                *(vk.wall_get(community.token, community.owner_id) for _ in range(CALLS)),
                 return_exceptions=True)
 
         refused = [result for result in results if isinstance(result, VkError)]

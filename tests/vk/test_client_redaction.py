@@ -9,7 +9,8 @@ from structlog.testing import capture_logs
 
 from shared.vk.client import VkClient
 from shared.vk.errors import VkAuthError, VkInvalidParameter, VkNetworkError
-from tests.vk.conftest import Community, closed_port_url, make_client
+from tests.support.communities import Community
+from tests.support.vk_client import closed_port_url, make_client
 from tests.vk.recording_server import RecordingServer
 from tools.vk_sandbox.control import SandboxControl
 
@@ -55,7 +56,7 @@ class TestVkClientRedaction:
         await sandbox.inject_fault("error", method="groups.addCallbackServer", code=100)
 
         with pytest.raises(VkInvalidParameter) as raised:
-            await vk.groups_add_callback_server(community.admin_token, community.group_id,
+            await vk.groups_add_callback_server(community.token, community.group_id,
                                                 "http://127.0.0.1:9/cb", "planner",
                                                 "very-secret-key-123")
 

@@ -6,11 +6,13 @@ import aiohttp
 import pytest
 
 from shared.settings import Settings
-from shared.vk.client import VkClient, form_value
+from shared.vk.client import VkClient
 from shared.vk.models import WallFilter
 from shared.vk.rate_limit import PROCESS_RATE_LIMITERS, RateLimit, RateLimiterRegistry
 from shared.vk.tokens import TokenKind
-from tests.vk.conftest import Community, make_client
+from shared.vk.wire import form_value
+from tests.support.communities import Community
+from tests.support.vk_client import make_client
 from tests.vk.recording_server import RecordingServer
 from tools.vk_sandbox.control import SandboxControl
 
@@ -54,7 +56,7 @@ class TestVkClientRequests:
             assert vk.limits.for_kind(TokenKind.USER) == RateLimit.per_second(2)
             assert vk.limits.for_kind(TokenKind.COMMUNITY) == RateLimit.per_second(10)
             assert vk.max_attempts == 2
-            page = await vk.wall_get(community.admin_token, community.owner_id)
+            page = await vk.wall_get(community.token, community.owner_id)
 
         assert page.count == 0
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,7 +24,9 @@ from shared.vk.errors import (
 )
 from shared.vk.models import WallFilter
 from shared.vk.tokens import TokenKind
-from tests.vk.conftest import Community, closed_port_url, make_client
+from tests.support.communities import Community
+from tests.support.pauses import RecordedPauses
+from tests.support.vk_client import FAST_BACKOFF, closed_port_url, make_client
 from tools.vk_sandbox.control import SandboxControl
 
 
@@ -44,7 +45,7 @@ class TestVkClientRetries:
         await sandbox.inject_fault("error", method="wall.get", code=code, count=2)
 
         with capture_logs() as logs:
-            page = await vk.wall_get(community.admin_token, community.owner_id)
+            page = await vk.wall_get(community.token, community.owner_id)
 
         assert [post.text for post in page.items] == ["hello"]
         calls = await sandbox.calls("wall.get")
@@ -52,14 +53,14 @@ class TestVkClientRetries:
         assert retry_events(logs) == [("wall.get", code, 1), ("wall.get", code, 2)]
         assert all(entry["error"] == error.__name__ for entry in logs
                    if entry["event"] == "vk_call_retry")
-        assert community.admin_token not in repr(logs)
+        assert community.token not in repr(logs)
 
     async def test_server_errors_are_retried(self, sandbox: SandboxControl, vk: VkClient,
                                              community: Community) -> None:
         """HTTP 503 (a non-JSON page) is transient: retried until VK answers."""
         await sandbox.inject_fault("http_status", method="wall.get", status=503, count=2)
 
-        page = await vk.wall_get(community.admin_token, community.owner_id)
+        page = await vk.wall_get(community.token, community.owner_id)
 
         assert page.count == 0
         calls = await sandbox.calls("wall.get")
@@ -70,7 +71,7 @@ class TestVkClientRetries:
         """A body cut short is transient: retried."""
         await sandbox.inject_fault("malformed", method="wall.get", count=1)
 
-        await vk.wall_get(community.admin_token, community.owner_id)
+        await vk.wall_get(community.token, community.owner_id)
 
         assert len(await sandbox.calls("wall.get")) == 2
 
@@ -102,11 +103,13 @@ class TestVkClientRetries:
         """A transient error that persists is raised after ``max_attempts`` calls."""
         await sandbox.inject_fault("error", method="wall.get", code=6, count=10)
 
-        async with make_client(sandbox.api_url, max_attempts=3) as vk:
+        pauses = RecordedPauses()
+        async with make_client(sandbox.api_url, max_attempts=3, sleep=pauses) as vk:
             with pytest.raises(VkTooManyRequests):
-                await vk.wall_get(community.admin_token, community.owner_id)
+                await vk.wall_get(community.token, community.owner_id)
 
         assert len(await sandbox.calls("wall.get")) == 3
+        assert pauses.seconds == [FAST_BACKOFF.delay(1), FAST_BACKOFF.delay(2)] == [0.01, 0.02]
 
     @pytest.mark.parametrize(("fault", "expected"), [
         ({"kind": "error", "code": 10}, VkInternalError),
@@ -121,7 +124,7 @@ class TestVkClientRetries:
 
         async with make_client(sandbox.api_url, timeout_seconds=0.2) as vk:
             with pytest.raises(expected) as raised:
-                await vk.wall_post(community.admin_token, community.group_id, "once")
+                await vk.wall_post(community.token, community.group_id, "once")
 
         assert raised.value.outcome_unknown
         assert len(await sandbox.calls("wall.post")) == 1
@@ -131,7 +134,7 @@ class TestVkClientRetries:
         """Error 6 proves nothing was posted, so even wall.post is retried: one post results."""
         await sandbox.inject_fault("error", method="wall.post", code=6, count=1)
 
-        post_id = await vk.wall_post(community.admin_token, community.group_id, "once")
+        post_id = await vk.wall_post(community.token, community.group_id, "once")
 
         assert [call["error_code"] for call in await sandbox.calls("wall.post")] == [6, None]
         wall = await sandbox.wall(community.group_id)
@@ -145,11 +148,11 @@ class TestVkClientRetries:
         budget = AttemptBudget(total=5, used=3)
         async with make_client(sandbox.api_url, max_attempts=4) as vk:
             with pytest.raises(VkFloodControl):
-                await vk.wall_post(community.admin_token, community.group_id, "once",
+                await vk.wall_post(community.token, community.group_id, "once",
                                    budget=budget)
             assert (budget.used, budget.remaining) == (5, 0)
             with pytest.raises(ValueError, match="no attempt left"):
-                await vk.wall_post(community.admin_token, community.group_id, "once",
+                await vk.wall_post(community.token, community.group_id, "once",
                                    budget=budget)
         assert len(await sandbox.calls("wall.post")) == 2
 
@@ -168,11 +171,15 @@ class TestVkClientRetries:
         """A slow VK is abandoned after the per-request timeout, on every attempt."""
         await sandbox.inject_fault("latency", method="wall.get", seconds=2.0)
 
-        async with make_client(sandbox.api_url, timeout_seconds=0.2, max_attempts=2) as vk:
-            started = time.monotonic()
-            with pytest.raises(VkUnknownOutcome):
-                await vk.wall_get(community.admin_token, community.owner_id)
-            elapsed = time.monotonic() - started
+        pauses = RecordedPauses()
+        async with make_client(sandbox.api_url, timeout_seconds=0.2, max_attempts=2,
+                               sleep=pauses) as vk:
+            with capture_logs() as logs, pytest.raises(VkUnknownOutcome):
+                await vk.wall_get(community.token, community.owner_id)
 
+        # Both attempts were cut short (a 2-s answer would have succeeded), the first one
+        # followed by exactly one backoff pause of the policy.
         assert len(await sandbox.calls("wall.get")) == 2
-        assert 0.4 <= elapsed < 1.5
+        assert [(entry["attempt"], entry["error"]) for entry in logs
+                if entry["event"] == "vk_call_retry"] == [(1, "VkUnknownOutcome")]
+        assert pauses.seconds == [FAST_BACKOFF.delay(1)]

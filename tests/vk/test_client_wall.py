@@ -8,7 +8,7 @@ import pytest
 
 from shared.vk.client import VkClient
 from shared.vk.models import WallFilter
-from tests.vk.conftest import Community
+from tests.support.communities import Community
 from tools.vk_sandbox.control import SandboxControl
 
 
@@ -24,7 +24,7 @@ class TestWallGet:
         await sandbox.create_post(community.group_id, "first")
         await sandbox.create_post(community.group_id, "second", attachments=["photo-1_2"])
 
-        page = await vk.wall_get(community.admin_token, community.owner_id, count=1)
+        page = await vk.wall_get(community.token, community.owner_id, count=1)
 
         assert page.count == 2
         [post] = page.items
@@ -39,7 +39,7 @@ class TestWallGet:
         await sandbox.create_post(community.group_id, "now")
         await sandbox.create_post(community.group_id, "later", publish_date=later)
 
-        page = await vk.wall_get(community.admin_token, community.owner_id, WallFilter.POSTPONED)
+        page = await vk.wall_get(community.token, community.owner_id, WallFilter.POSTPONED)
 
         assert [(post.text, post.post_type) for post in page.items] == [("later", "postpone")]
 
@@ -49,7 +49,7 @@ class TestWallGet:
                                                           offset: int, count: int) -> None:
         """count outside 1..100 or a negative offset is a caller bug: no request is made."""
         with pytest.raises(ValueError):
-            await vk.wall_get(community.admin_token, community.owner_id, WallFilter.ALL,
+            await vk.wall_get(community.token, community.owner_id, WallFilter.ALL,
                               offset, count)
         assert await sandbox.calls("wall.get") == []
 
@@ -60,7 +60,7 @@ class TestWallGetAll:
         """230 posts: three pages of 100, 100 and 30, every post once, newest first."""
         await add_posts(sandbox, community.group_id, 230)
 
-        posts = await vk.wall_get_all(community.admin_token, community.owner_id)
+        posts = await vk.wall_get_all(community.token, community.owner_id)
 
         assert len(posts) == 230
         assert len({post.id for post in posts}) == 230
@@ -74,7 +74,7 @@ class TestWallGetAll:
         """With limit=150 only the newest 150 are fetched: a page of 100, then one of 50."""
         await add_posts(sandbox, community.group_id, 230)
 
-        posts = await vk.wall_get_all(community.admin_token, community.owner_id, limit=150)
+        posts = await vk.wall_get_all(community.token, community.owner_id, limit=150)
 
         assert [post.text for post in posts[:2]] == ["post 229", "post 228"]
         assert len(posts) == 150
@@ -83,7 +83,7 @@ class TestWallGetAll:
 
     async def test_empty_wall(self, vk: VkClient, community: Community) -> None:
         """An empty wall is one request and no posts."""
-        assert await vk.wall_get_all(community.admin_token, community.owner_id) == []
+        assert await vk.wall_get_all(community.token, community.owner_id) == []
 
 
 class TestWallGetById:
@@ -92,7 +92,7 @@ class TestWallGetById:
         """Posts are named (owner_id, post_id); VK omits those it cannot find."""
         await add_posts(sandbox, community.group_id, 3)
 
-        posts = await vk.wall_get_by_id(community.admin_token, [
+        posts = await vk.wall_get_by_id(community.token, [
             (community.owner_id, 1), (community.owner_id, 3), (community.owner_id, 99)])
 
         assert sorted(post.id for post in posts) == [1, 3]
@@ -107,7 +107,7 @@ class TestWallPostAndDelete:
         """wall.post goes to -group_id from the group, with attachments and a publish date."""
         publish_at = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=2)
 
-        post_id = await vk.wall_post(community.admin_token, community.group_id, "Привет",
+        post_id = await vk.wall_post(community.token, community.group_id, "Привет",
                                      ["photo-1_2", "photo-1_3"], publish_date=publish_at)
 
         [post] = (await sandbox.wall(community.group_id))["postponed"]
@@ -122,16 +122,16 @@ class TestWallPostAndDelete:
                                                  community: Community) -> None:
         """A publish date without a timezone would be guessed; it is refused instead."""
         with pytest.raises(ValueError, match="timezone"):
-            await vk.wall_post(community.admin_token, community.group_id, "x",
+            await vk.wall_post(community.token, community.group_id, "x",
                                publish_date=datetime(2030, 1, 1))
         assert await sandbox.calls("wall.post") == []
 
     async def test_delete(self, sandbox: SandboxControl, vk: VkClient,
                           community: Community) -> None:
         """A deleted post is gone from the wall."""
-        post_id = await vk.wall_post(community.admin_token, community.group_id, "short-lived")
+        post_id = await vk.wall_post(community.token, community.group_id, "short-lived")
 
-        await vk.wall_delete(community.admin_token, community.group_id, post_id)
+        await vk.wall_delete(community.token, community.group_id, post_id)
 
         assert (await sandbox.wall(community.group_id))["published"] == []
 

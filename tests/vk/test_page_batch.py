@@ -8,7 +8,7 @@ from shared.vk.client import VkClient
 from shared.vk.errors import VkAuthError, VkInvalidParameter
 from shared.vk.models import WallFilter, WallPage
 from shared.vk.page_batch import WallPageBatcher
-from tests.vk.conftest import Community
+from tests.support.communities import Community
 from tools.vk_sandbox.control import SandboxControl
 
 
@@ -22,7 +22,7 @@ class TestWallPageBatcher:
         filters = [WallFilter.ALL, WallFilter.POSTPONED] * 30
 
         pages = await asyncio.gather(*(
-            batcher.first_page(community.admin_token, community.owner_id, wall_filter, 100)
+            batcher.first_page(community.token, community.owner_id, wall_filter, 100)
             for wall_filter in filters))
 
         assert all(isinstance(page, WallPage) and page.count == 1 for page in pages)
@@ -34,8 +34,8 @@ class TestWallPageBatcher:
         """A wall that is not there fails only its read; a dead token fails every read."""
         batcher = WallPageBatcher(vk, linger=0.01)
         outcomes = await asyncio.gather(
-            batcher.first_page(community.admin_token, community.owner_id, WallFilter.ALL, 10),
-            batcher.first_page(community.admin_token, -999_999, WallFilter.POSTPONED, 10),
+            batcher.first_page(community.token, community.owner_id, WallFilter.ALL, 10),
+            batcher.first_page(community.token, -999_999, WallFilter.POSTPONED, 10),
             return_exceptions=True)
         assert isinstance(outcomes[0], WallPage)
         assert isinstance(outcomes[1], VkInvalidParameter)  # no such community

@@ -14,7 +14,7 @@ from shared.vk.rate_limit import (
     TokenRateLimits,
 )
 from shared.vk.tokens import TokenKind
-from tests.vk.manual_clock import ManualClock
+from tests.support.manual_clock import ManualClock
 
 TOKEN = "vk1.a.rate-limit-test-token-0123456789abcdef"
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from .api import handle_method
 from .config import SandboxConfig
 from .control_routes import control_errors, routes
+from .delivery import Sleep
 from .demo import seed_demo
 from .sandbox import SANDBOX_KEY, Sandbox
 from .wall_service import publish_postponed_posts
@@ -35,10 +36,12 @@ async def postponed_publisher(app: web.Application) -> AsyncIterator[None]:
         await app[PUBLISHER_KEY]
 
 
-def init_app(config: SandboxConfig | None = None) -> web.Application:
-    """A ready-to-run sandbox; ``--demo`` state is seeded when ``config.demo``."""
+def init_app(config: SandboxConfig | None = None, *, sleep: Sleep = asyncio.sleep
+             ) -> web.Application:
+    """A ready-to-run sandbox; ``--demo`` state is seeded when ``config.demo``. ``sleep``
+    takes the pauses between callback delivery retries (tests record them instead)."""
     config = config or SandboxConfig()
-    sandbox = Sandbox.create(config)
+    sandbox = Sandbox.create(config, sleep=sleep)
     if config.demo:
         seed_demo(sandbox.state)
     app = web.Application(middlewares=[control_errors])

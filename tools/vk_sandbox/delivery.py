@@ -23,7 +23,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -36,6 +36,8 @@ from .state import SandboxState
 
 logger = logging.getLogger(__name__)
 
+# How the pause before a retry is taken: asyncio.sleep, or a recording stand-in in tests.
+Sleep = Callable[[float], Awaitable[None]]
 RETRY_AFTER_STATUSES = frozenset({410, 429, 503})
 _BODY_LIMIT = 1000
 
@@ -63,9 +65,11 @@ class CallbackDispatcher:
     """Sends Callback API requests for all communities. ``start`` before use, ``close`` after."""
 
     def __init__(
-        self, config: SandboxConfig, state: SandboxState, faults: FaultBook, log: DeliveryLog
+        self, config: SandboxConfig, state: SandboxState, faults: FaultBook, log: DeliveryLog,
+        *, sleep: Sleep = asyncio.sleep,
     ) -> None:
         self._config = config
+        self._sleep = sleep  # the pauses between tries; tests record them instead
         self._state = state
         self._faults = faults
         self.log = log
@@ -163,7 +167,7 @@ class CallbackDispatcher:
             delay = RETRY_SCHEDULE_SECONDS[retry] * self._config.retry_scale
             if status in RETRY_AFTER_STATUSES and retry_after is not None:
                 delay = min(retry_after, self._config.retry_after_cap_seconds)
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
             retry += 1
             if not self._still_receiving(server):
                 break

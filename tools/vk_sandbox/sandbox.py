@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from .call_log import CallLog
 from .config import SandboxConfig
-from .delivery import CallbackDispatcher
+from .delivery import CallbackDispatcher, Sleep
 from .delivery_log import DeliveryLog
 from .faults import FaultBook
 from .rate_limit import SlidingWindowRateLimiter
@@ -28,11 +29,11 @@ class Sandbox:
     rate_limiter: SlidingWindowRateLimiter
 
     @classmethod
-    def create(cls, config: SandboxConfig) -> Sandbox:
+    def create(cls, config: SandboxConfig, *, sleep: Sleep = asyncio.sleep) -> Sandbox:
         state = SandboxState()
         faults = FaultBook()
         deliveries = DeliveryLog(config.log_capacity)
-        dispatcher = CallbackDispatcher(config, state, faults, deliveries)
+        dispatcher = CallbackDispatcher(config, state, faults, deliveries, sleep=sleep)
         return cls(
             config=config,
             state=state,

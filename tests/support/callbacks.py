@@ -1,4 +1,5 @@
-"""Test harness: an in-process sandbox on a real port, a VK API caller, a callback receiver."""
+"""A Callback API endpoint for tests, and registering it with the sandbox as a community's
+callback server."""
 
 from __future__ import annotations
 
@@ -6,96 +7,16 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from tools.vk_sandbox import SandboxConfig, init_app
-from tools.vk_sandbox.control import CreatedCommunity, CreatedUser, SandboxControl
-from tools.vk_sandbox.schema import validate_callback, validate_method_response
-
-API_VERSION = "5.199"
-WAIT_TIMEOUT = 5.0
-POLL_INTERVAL = 0.01
-
-# For tests that are not about rate limits: they make many calls with one token.
-UNLIMITED = SandboxConfig(user_requests_per_second=10_000, community_requests_per_second=10_000,
-                          delivery_timeout_seconds=2.0)
-
-
-async def wait_until(
-    predicate: Callable[[], Awaitable[bool]], timeout: float = WAIT_TIMEOUT, what: str = ""
-) -> None:
-    """Poll ``predicate`` until it holds; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
-        await asyncio.sleep(POLL_INTERVAL)
-
-
-@dataclass
-class RunningSandbox:
-    server: TestServer
-    session: aiohttp.ClientSession
-    control: SandboxControl
-
-    @property
-    def base_url(self) -> str:
-        return str(self.server.make_url("")).rstrip("/")
-
-    async def raw_api(
-        self, method: str, token: str | None = None, *, version: str | None = API_VERSION,
-        http_get: bool = False, **params: Any,
-    ) -> aiohttp.ClientResponse:
-        """One VK API request; the caller reads (and releases) the response."""
-        data = {key: str(value) for key, value in params.items()}
-        if token is not None:
-            data["access_token"] = token
-        if version is not None:
-            data["v"] = version
-        url = f"{self.base_url}/method/{method}"
-        if http_get:
-            return await self.session.get(url, params=data)
-        return await self.session.post(url, data=data)
-
-    async def api(
-        self, method: str, token: str | None = None, *, version: str | None = API_VERSION,
-        http_get: bool = False, **params: Any,
-    ) -> dict[str, Any]:
-        """A VK API call whose reply is checked against VK's schema before it is returned
-        (execute replies are lists VK's schema does not describe; tests check their slots)."""
-        async with await self.raw_api(method, token, version=version, http_get=http_get,
-                                      **params) as response:
-            assert response.status == 200
-            body: dict[str, Any] = await response.json()
-        if method != "execute" or "error" in body:
-            validate_method_response(method, body, extended=str(params.get("extended")) == "1")
-        return body
-
-    async def community_with_admin(
-        self, name: str = "Test community"
-    ) -> tuple[CreatedCommunity, CreatedUser]:
-        community = await self.control.create_community(name=name)
-        admin = await self.control.create_user(admin_of=[community.group_id])
-        return community, admin
-
-
-@asynccontextmanager
-async def running_sandbox(config: SandboxConfig = UNLIMITED, **overrides: Any
-                          ) -> AsyncIterator[RunningSandbox]:
-    server = TestServer(init_app(replace(config, **overrides)), host="127.0.0.1")
-    await server.start_server()
-    async with aiohttp.ClientSession() as session:
-        running = RunningSandbox(server, session, SandboxControl(
-            str(server.make_url("")), session))
-        try:
-            yield running
-        finally:
-            await server.close()
+from tests.support.sandbox import API_VERSION, POLL_INTERVAL, WAIT_TIMEOUT, RunningSandbox
+from tests.support.waiting import eventually
+from tools.vk_sandbox.control import CreatedCommunity
+from tools.vk_sandbox.schema import validate_callback
 
 
 @dataclass
@@ -215,7 +136,8 @@ async def wait_for_status(sandbox: RunningSandbox, group_id: int, token: str, se
     async def reached() -> bool:
         return await server_status(sandbox, group_id, token, server_id) == status
 
-    await wait_until(reached, what=f"callback server status {status}")
+    await eventually(reached, timeout=WAIT_TIMEOUT, interval=POLL_INTERVAL,
+                     what=f"callback server status {status}")
 
 
 async def finished_deliveries(sandbox: RunningSandbox, count: int, **filters: Any
@@ -229,5 +151,6 @@ async def finished_deliveries(sandbox: RunningSandbox, count: int, **filters: An
                  if d["delivered"] or d["gave_up"]]
         return len(found) >= count
 
-    await wait_until(done, what=f"{count} finished deliveries {filters}")
+    await eventually(done, timeout=WAIT_TIMEOUT, interval=POLL_INTERVAL,
+                     what=f"{count} finished deliveries {filters}")
     return found

@@ -1,4 +1,5 @@
-"""Helpers that act on the real RabbitMQ server through rabbitmqctl.
+"""Helpers that act on the real RabbitMQ server: whether it answers, and rabbitmqctl
+(a test's topology is deleted by ``shared.topology.delete_topology``).
 
 rabbitmqctl runs on this machine (the machine's broker), or, when ``TEST_RABBITMQ_CONTAINER``
 names the broker's container (``TEST_INFRA=testcontainers`` sets it), inside that container.
@@ -9,12 +10,24 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import docker
 
 from tests.containers.infra import RABBITMQ_CONTAINER_ENV, testcontainers_selected
+
+
+def answers(url: str) -> bool:
+    """Whether the broker of ``url`` accepts a TCP connection (within a second)."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 1):
+            return True
+    except OSError:
+        return False
 
 
 def _in_container(container_id: str, args: tuple[str, ...]) -> str:
