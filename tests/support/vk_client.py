@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
-from shared.retry import BackoffPolicy, Sleep
+from shared.clock import Sleep
+from shared.retry import BackoffPolicy
 from shared.vk.client import VkClient
 from shared.vk.rate_limit import RateLimiterRegistry
 
