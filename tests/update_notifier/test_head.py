@@ -9,7 +9,6 @@ the log answers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ from services.update_notifier.head import HeadAnswer, HeadWindow
 from services.update_notifier.polling import MAX_ENTRIES_PER_POLL, CursorAhead, Poll, poll_after
 from services.update_notifier.tailer import follow_log
 from services.update_notifier.update_log import Entry, UpdateLog
+from shared.change_stream import stop_following
 from shared.mongo import COUNTERS, PROJECT_UPDATES, Document, connect, ensure_indexes
 from shared.settings import Settings
 from tests.metrics import MetricsSince
@@ -202,9 +202,7 @@ class Follower:
         await eventually(there, timeout=timeout, what=f"the head live at {tail}")
 
     async def stop(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await stop_following(self._task)
 
 
 @pytest.fixture

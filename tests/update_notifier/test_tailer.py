@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +13,7 @@ from structlog.testing import capture_logs
 from services.update_notifier.head import HeadWindow
 from services.update_notifier.tailer import follow_log
 from services.update_notifier.update_log import Entry, UpdateLog
+from shared.change_stream import stop_following
 from shared.mongo import Document, ensure_indexes
 from tests.update_notifier.conftest import update
 from tools.mongod import mongo_url, start_mongod, stop_mongod
@@ -40,9 +40,7 @@ class Follower:
         return self.seqs
 
     async def stop(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await stop_following(self._task)
 
 
 @pytest.fixture
