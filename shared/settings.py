@@ -10,7 +10,15 @@ import sys
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, HttpUrl, MongoDsn, SecretStr, UrlConstraints, ValidationError
+from pydantic import (
+    Field,
+    HttpUrl,
+    MongoDsn,
+    SecretStr,
+    UrlConstraints,
+    ValidationError,
+    field_validator,
+)
 from pydantic_core import MultiHostUrl
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -63,6 +71,9 @@ class Settings(BaseSettings):
     notifier_host: str = "0.0.0.0"
     notifier_port: Port = 8081
     notifier_token: SecretStr | None = None
+    # Sandbox only: the dashboard's buttons that write system_posts (docs/dashboard.md).
+    # Empty means unset, so manifests can list it switched off.
+    dashboard_sandbox_url: HttpUrl | None = None
     updates_retention_seconds: PositiveSeconds = 24 * 3600
     refresher_published_limit: Annotated[int, Field(ge=1, le=1000)] = 100
     refresher_lease_seconds: PositiveSeconds = 10.0
@@ -86,6 +97,11 @@ class Settings(BaseSettings):
     health_port: Annotated[int, Field(ge=0, le=65535)] = 0
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat = LogFormat.JSON
+
+    @field_validator("dashboard_sandbox_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
 
 def describe_error(error: ValidationError) -> str:

@@ -39,6 +39,7 @@ from services.callback_gateway.projects import (
 )
 from services.callback_gateway.retry_after import retry_after_header
 from shared.broker import Broker, PublishFailed
+from shared.change_stream import stop_following
 from shared.change_wakeup import ChangeWakeup
 from shared.health import add_health_routes, dependencies_ready
 from shared.messages import callback_event_json, new_correlation_id
@@ -187,7 +188,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[COMMITS] = commits
     yield
     await commits.close()
-    watcher.cancel()
-    await asyncio.gather(watcher, return_exceptions=True)
+    await stop_following(watcher)
     await broker.close()
     await client.close()

@@ -46,6 +46,7 @@ from services.post_tracker.publisher import Publisher, PublishStep
 from services.post_tracker.store import PostStore
 from services.post_tracker.verifier import Verifier
 from services.post_tracker.wakeup import WAKE_PIPELINE
+from shared.change_stream import stop_following
 from shared.change_wakeup import ChangeWakeup
 from shared.clock import WallClock, utc_now
 from shared.documents import BsonId, Project, count_by_status, id_label
@@ -140,9 +141,7 @@ class Tracker:
                     await asyncio.wait_for(self._wake.wait(), delay)
         finally:
             self._stopping = True
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            await stop_following(watcher)
             await self._finish_runs()
             await self._announcer.drain(timeout=5.0)
             log.info("tracker_stopped", instance_id=self.instance_id)

@@ -12,8 +12,9 @@ cursor polls near the head of the log without reading MongoDB.
 Modules: ``cursor`` (pure cursor arithmetic), ``update_log`` (MongoDB I/O),
 ``recorder`` (the consumer's handler), ``polling`` (answers to polls),
 ``payloads`` (request bodies), ``auth`` (bearer token), ``sse`` (frames),
-``fanout`` (in-memory broadcast), ``tailer`` (change stream follower), ``head``
+``fanout`` (in-memory broadcast), ``tailer`` (the log's change stream), ``head``
 (the latest entries in memory), ``stream`` and ``views`` (HTTP handlers),
-``errors`` (JSON errors), ``keys`` (application keys), ``app`` (:func:`init_app`),
-``lifespan`` (the service).
+``dashboard/`` (the live page and its API), ``routes`` (every route), ``errors``
+(JSON errors), ``keys`` (application keys), ``app`` (:func:`init_app`), ``service``
+(the lifespan).
 """

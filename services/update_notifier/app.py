@@ -1,31 +1,29 @@
-"""The notifier's aiohttp application: routes, and its resources as cleanup contexts."""
+"""The notifier's aiohttp application: its resources as cleanup contexts (routes: :mod:`.routes`)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 
 import structlog
 from aiohttp import web
 
-from services.update_notifier.dashboard import setup_dashboard
+from services.update_notifier.dashboard.journal import PostJournal, follow_system_posts
+from services.update_notifier.dashboard.sandbox import sandbox_enabled, sandbox_session
 from services.update_notifier.errors import json_errors
 from services.update_notifier.fanout import DEFAULT_BOUND, Fanout, keepalive
 from services.update_notifier.head import DEFAULT_HEAD_ENTRIES, HeadWindow
-from services.update_notifier.keys import BROKER, FANOUT, HEAD, SETTINGS, UPDATE_LOG
+from services.update_notifier.keys import BROKER, FANOUT, HEAD, JOURNAL, SETTINGS, UPDATE_LOG
 from services.update_notifier.payloads import MAX_BODY_BYTES
 from services.update_notifier.recorder import recorder
+from services.update_notifier.routes import setup_routes
 from services.update_notifier.sse import KEEPALIVE, update_frame
-from services.update_notifier.stream import stream_updates
 from services.update_notifier.tailer import follow_log
 from services.update_notifier.update_log import Entry, UpdateLog
-from services.update_notifier.views import get_updates, ready_check
 from shared.broker import Broker
-from shared.health import add_health_routes
+from shared.change_stream import stop_following
 from shared.messages import ProjectUpdated
-from shared.mongo import connect, ensure_indexes
-from shared.openapi import add_openapi_route
+from shared.mongo import SYSTEM_POSTS, connect, ensure_indexes
 from shared.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -54,13 +52,13 @@ def init_app(settings: Settings, *, broker: Broker | None = None,
     if broker is not None:
         app[BROKER] = broker
         app.cleanup_ctx.append(consume_updates)
+    app[JOURNAL] = PostJournal()
+    app.cleanup_ctx.append(keep_journal)
+    if sandbox_enabled(app):
+        app.cleanup_ctx.append(sandbox_session)
     # Open streams never end by themselves: end them first, or shutdown waits for them.
     app.on_shutdown.append(end_streams)
-    app.router.add_post("/api/getUpdates", get_updates)
-    app.router.add_get("/api/updates/stream", stream_updates)
-    add_health_routes(app, ready_check(app), service="update_notifier")  # /healthz, /readyz, /metrics
-    setup_dashboard(app)  # GET / (the live page) and /api/dashboard/*
-    add_openapi_route(app)  # GET /openapi.yaml
+    setup_routes(app)
     return app
 
 
@@ -95,11 +93,7 @@ def live_updates(keepalive_seconds: float) -> CleanupContext:
         tasks = [asyncio.create_task(follow_log(update_log, announce, after=start, head=head)),
                  asyncio.create_task(keepalive(fanout, KEEPALIVE, keepalive_seconds))]
         yield
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_following(*tasks)
 
     return follow
 
@@ -110,6 +104,14 @@ async def consume_updates(app: web.Application) -> AsyncIterator[None]:
                                     recorder(app[UPDATE_LOG]))
     yield
     await consumer.stop()  # bounded even while the broker is down (see Consumer.stop)
+
+
+async def keep_journal(app: web.Application) -> AsyncIterator[None]:
+    """The dashboard's journal of system posts, from their change stream, while the app runs."""
+    posts = app[UPDATE_LOG].entries.database[SYSTEM_POSTS]
+    task = asyncio.create_task(follow_system_posts(app[JOURNAL], posts), name="dashboard journal")
+    yield
+    await stop_following(task)
 
 
 async def end_streams(app: web.Application) -> None:

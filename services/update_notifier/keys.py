@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
 
+from services.update_notifier.dashboard.journal import PostJournal
 from services.update_notifier.fanout import Fanout
 from services.update_notifier.head import HeadWindow
 from services.update_notifier.update_log import UpdateLog
@@ -18,3 +20,7 @@ HEAD = web.AppKey("head", HeadWindow)
 UPDATE_LOG = web.AppKey("update_log", UpdateLog)
 # Set only when the application was given a broker: it then consumes, and /readyz checks it.
 BROKER = web.AppKey("broker", Broker)
+# The dashboard's journal of system posts, kept from a change stream while the app runs.
+JOURNAL = web.AppKey("dashboard_journal", PostJournal)
+# Sandbox mode only (DASHBOARD_SANDBOX_URL): the session to the sandbox's control API.
+SANDBOX_SESSION = web.AppKey("dashboard_sandbox_session", aiohttp.ClientSession)

@@ -10,6 +10,9 @@ The follower also keeps the process's :class:`~services.update_notifier.head.Hea
 on every (re-)open the window is rebuilt from the log (the latest ``capacity`` seqs,
 read in the same catch-up), it gets every entry and every deletion the stream
 reports, and it answers polls only while the stream is open and caught up.
+
+The stream is followed by :func:`shared.change_stream.follow_changes`: stop
+:func:`follow_log` by cancelling it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import structlog
 
 from services.update_notifier.head import HeadWindow
 from services.update_notifier.update_log import Entry, UpdateLog
+from shared.change_stream import follow_changes
 from shared.logging import redact_text
+from shared.mongo import Document
 from shared.retry import backoff_seconds
 
 log = structlog.get_logger(__name__)
@@ -38,47 +43,54 @@ async def follow_log(update_log: UpdateLog, on_entry: Callable[[Entry], None], *
     ``on_entry`` is called with it.
     Runs until cancelled; storage failures are retried with backoff.
     """
-    last = after  # the last seq given to on_entry
-    failures = 0
-    while True:
-        try:
-            async with await update_log.watch_changes() as stream:
-                # The catch-up reads from where the window must start (or from the last
-                # entry given to on_entry, if that is older).
-                latest = await update_log.latest_seq()
-                position = min(last, max(0, latest - head.capacity))
-                head.restart(position)
-                while True:  # what was appended while no stream was open
-                    entries = await update_log.entries_after(position, CATCH_UP_PAGE)
-                    for entry in entries:
-                        head.add(entry)
-                        if entry.seq > last:
-                            on_entry(entry)
-                            last = entry.seq
-                        position = entry.seq
-                    if len(entries) < CATCH_UP_PAGE:
-                        break
-                head.caught_up(latest)
-                log.info("update_log_following", after=last)
-                failures = 0
-                async for change in stream:
-                    if change["operationType"] == "delete":
-                        head.remove(int(change["documentKey"]["_id"]))
-                        continue
-                    entry = Entry.from_document(change["fullDocument"])
-                    head.add(entry)
-                    if entry.seq > last:
-                        on_entry(entry)
-                        last = entry.seq
-            # The stream was invalidated (collection dropped or renamed): open another.
-            raise RuntimeError("change stream ended")
-        except asyncio.CancelledError:
-            head.lost()
-            raise
-        except Exception as exc:
-            head.lost()
-            failures += 1
-            delay = backoff_seconds(failures)
-            log.warning("update_log_follow_failed", after=last, retry_in_seconds=round(delay, 3),
-                        error=redact_text(f"{type(exc).__name__}: {exc}"))
-            await asyncio.sleep(delay)
+    await follow_changes(update_log.watch_changes, LogFollower(update_log, on_entry, after, head))
+
+
+class LogFollower:
+    """The consumer of the log's change stream (see :func:`follow_log`)."""
+
+    def __init__(self, update_log: UpdateLog, on_entry: Callable[[Entry], None], after: int,
+                 head: HeadWindow) -> None:
+        self._update_log = update_log
+        self._on_entry = on_entry
+        self._head = head
+        self.last = after  # the last seq given to on_entry
+
+    async def opened(self) -> None:
+        """Catch up: what was appended while no stream was open."""
+        update_log, head = self._update_log, self._head
+        # The catch-up reads from where the window must start (or from the last entry
+        # given to on_entry, if that is older).
+        latest = await update_log.latest_seq()
+        position = min(self.last, max(0, latest - head.capacity))
+        head.restart(position)
+        while True:
+            entries = await update_log.entries_after(position, CATCH_UP_PAGE)
+            for entry in entries:
+                self._deliver(entry)
+                position = entry.seq
+            if len(entries) < CATCH_UP_PAGE:
+                break
+        head.caught_up(latest)
+        log.info("update_log_following", after=self.last)
+
+    def changed(self, change: Document) -> None:
+        if change["operationType"] == "delete":
+            self._head.remove(int(change["documentKey"]["_id"]))
+        else:
+            self._deliver(Entry.from_document(change["fullDocument"]))
+
+    def closed(self) -> None:
+        self._head.lost()
+
+    async def lost(self, error: Exception, failures: int) -> None:
+        delay = backoff_seconds(failures)
+        log.warning("update_log_follow_failed", after=self.last, retry_in_seconds=round(delay, 3),
+                    error=redact_text(f"{type(error).__name__}: {error}"))
+        await asyncio.sleep(delay)
+
+    def _deliver(self, entry: Entry) -> None:
+        self._head.add(entry)
+        if entry.seq > self.last:
+            self._on_entry(entry)
+            self.last = entry.seq

@@ -107,8 +107,8 @@ class UpdateLog:
         self._orphans_checked = 0.0
 
     async def prepare(self) -> None:
-        """Idempotent start-up: a counter that is never behind the log (the dedupe index is
-        created with the others, :func:`shared.mongo.ensure_indexes`).
+        """Idempotent start-up: a counter that is never behind the log (the indexes, the
+        unique ``dedupe_key`` one included, are declared in :mod:`shared.mongo`).
 
         The counter is created here (outside any transaction) so concurrent first
         appends do not race to upsert it, and raised to the newest entry in case

@@ -21,7 +21,7 @@ from tests.api.document import ApiCase, api_schema, conforms, document
 from tests.health.running import SERVICES
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
-# The notifier's dashboard (services/update_notifier/dashboard.py: the page at ``/``, its
+# The notifier's dashboard (services/update_notifier/dashboard/: the page at ``/``, its
 # assets and its JSON API) is not in the document yet; its routes are left out of the
 # comparison until they are documented.
 UNDOCUMENTED_PREFIXES = ("/dashboard", "/api/dashboard/")

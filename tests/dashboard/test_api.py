@@ -10,11 +10,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from bson import ObjectId
-from pydantic import SecretStr
+from pydantic import HttpUrl, SecretStr
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.update_notifier.app import init_app
-from services.update_notifier.dashboard import SANDBOX_URL_VARIABLE, PostJournal
+from services.update_notifier.dashboard.journal import PostJournal
 from services.update_notifier.update_log import UpdateLog
 from shared.messages import ProjectUpdated
 from shared.mongo import PROCESSED_EVENTS, SYSTEM_POSTS, ContentType, Document
@@ -167,21 +167,18 @@ class TestTimeline:
 class TestSandboxMode:
     async def test_off_without_the_variable(
         self, start_app: Callable[..., Awaitable[Client]], db: AsyncDatabase[Document],
-        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        monkeypatch.delenv(SANDBOX_URL_VARIABLE, raising=False)
         project_id = await seed(db)
-        client = await start_app()
+        client = await start_app(dashboard_sandbox_url=None)
         for path in ("/api/dashboard/sandbox/scheduled-post", "/api/dashboard/sandbox/system-post"):
             assert (await client.post(path, json={"project_id": project_id})).status == 404
 
     async def test_system_post_due_soon(
         self, start_app: Callable[..., Awaitable[Client]], db: AsyncDatabase[Document],
-        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
-        monkeypatch.setenv(SANDBOX_URL_VARIABLE, "http://127.0.0.1:9")  # not used by this call
         project_id = await seed(db)
-        client = await start_app(notifier_token=SecretStr(TOKEN))
+        client = await start_app(notifier_token=SecretStr(TOKEN),
+                                 dashboard_sandbox_url=HttpUrl("http://127.0.0.1:9"))  # not called
         path = "/api/dashboard/sandbox/system-post"
         assert (await client.post(path, json={"project_id": project_id})).status == 401
         response = await client.post(path, json={"project_id": project_id}, headers=AUTH)

@@ -13,11 +13,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
+from pydantic import HttpUrl
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.post_tracker.service import lifespan as tracker_lifespan
-from services.update_notifier.dashboard import SANDBOX_URL_VARIABLE
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.dashboard.browser import ROOT, Browser
@@ -92,12 +91,12 @@ class Page:
 class TestDashboardPage:
     async def test_scheduled_post_and_system_post_show_up_live(
         self, vk_settings: Settings, vk_sandbox: RunningSandbox, db: AsyncDatabase[Document],
-        browser: Browser, monkeypatch: pytest.MonkeyPatch,
+        browser: Browser,
     ) -> None:
         """Page buttons → sandbox/system_posts → services → SSE → the page, without a reload."""
-        monkeypatch.setenv(SANDBOX_URL_VARIABLE, vk_sandbox.base_url)
         settings = stack_settings(vk_settings).model_copy(update={
-            "tracker_interval_seconds": 1.0, "tracker_verify_timeout_seconds": 30.0})
+            "tracker_interval_seconds": 1.0, "tracker_verify_timeout_seconds": 30.0,
+            "dashboard_sandbox_url": HttpUrl(vk_sandbox.base_url)})
         async with whole_stack(settings):
             community = await connected_community(db, vk_sandbox, settings)
             await browser.open(notifier_url(settings, "/"))

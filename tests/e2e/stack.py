@@ -9,7 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.callback_gateway.service import lifespan as gateway_lifespan
 from services.refresher.service import lifespan as refresher_lifespan
-from services.update_notifier.lifespan import lifespan as notifier_lifespan
+from services.update_notifier.service import lifespan as notifier_lifespan
 from shared.mongo import ContentType, Document
 from shared.settings import Settings
 from shared.vk import VkClient

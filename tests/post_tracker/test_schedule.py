@@ -10,6 +10,7 @@ from structlog.testing import capture_logs
 
 from services.post_tracker.wakeup import WAKE_PIPELINE
 from shared.broker import Broker
+from shared.change_stream import stop_following
 from shared.change_wakeup import ChangeWakeup
 from shared.documents import PostStatus
 from shared.mongo import SYSTEM_POSTS, Document
@@ -93,8 +94,7 @@ class TestChangeWakeup:
             await posts.update_one({"_id": post_id}, {"$set": {"status": PostStatus.PENDING.value}})
             await eventually(lambda: len(wakes) == 4, what="wake on requeue")
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await stop_following(task)
 
     async def test_polls_when_the_stream_cannot_be_opened(
             self, db: AsyncDatabase[Document]) -> None:
@@ -108,7 +108,6 @@ class TestChangeWakeup:
                 await eventually(lambda: len(wakes) >= 4, timeout=3,
                                  what="polled wake-ups")
             finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                await stop_following(task)
         assert not wakeup.watching
         assert [entry["event"] for entry in logs] == ["change_stream_unavailable"]

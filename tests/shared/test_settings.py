@@ -28,6 +28,15 @@ class TestSettings:
         assert settings.gateway_port == 9999
         assert settings.log_format is LogFormat.CONSOLE
 
+    @pytest.mark.parametrize(("value", "expected"), [
+        ("", None), (" ", None), ("http://127.0.0.1:8090", "http://127.0.0.1:8090/")])
+    def test_dashboard_sandbox_url_empty_is_unset(self, monkeypatch: pytest.MonkeyPatch,
+                                                 value: str, expected: str | None) -> None:
+        """Manifests list DASHBOARD_SANDBOX_URL empty: sandbox mode off."""
+        monkeypatch.setenv("DASHBOARD_SANDBOX_URL", value)
+        url = Settings().dashboard_sandbox_url
+        assert (None if url is None else str(url)) == expected
+
     @pytest.mark.integration  # runs a process
     @pytest.mark.parametrize(("variable", "value"), [
         ("GATEWAY_PORT", "not-a-port"),
@@ -35,6 +44,7 @@ class TestSettings:
         ("LOG_FORMAT", "xml"),
         ("MONGO_URL", "http://example"),
         ("TRACKER_INTERVAL_SECONDS", "-1"),
+        ("DASHBOARD_SANDBOX_URL", "127.0.0.1:8090"),
     ])
     def test_bad_value_fails_with_one_line_naming_the_variable(self, variable: str,
                                                                value: str) -> None:

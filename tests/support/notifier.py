@@ -4,7 +4,6 @@ through the real broker, and its change-stream follower run on its own."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -19,6 +18,7 @@ from services.update_notifier.keys import HEAD
 from services.update_notifier.tailer import follow_log
 from services.update_notifier.update_log import Entry, UpdateLog
 from shared.broker import Broker
+from shared.change_stream import stop_following
 from shared.messages import ProjectUpdated
 from shared.mongo import PROJECT_UPDATES, ContentType, Document
 from shared.settings import Settings
@@ -122,6 +122,4 @@ class Follower:
         await eventually(there, timeout=timeout, what=f"the head live at {tail}")
 
     async def stop(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await stop_following(self._task)

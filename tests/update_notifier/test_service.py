@@ -4,13 +4,18 @@ import asyncio
 import signal
 
 import aiohttp
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.update_notifier.app import init_app
 from shared.broker import Broker
-from shared.mongo import Document
+from shared.mongo import PROJECT_UPDATES, SYSTEM_POSTS, Document
 from shared.settings import Settings
+from tests.support.change_streams import awaiting_get_more
 from tests.support.notifier import logged, publish
 from tests.support.processes import start_service
+from tests.support.waiting import eventually
 from tools.mongod import free_port
 
 
@@ -50,3 +55,24 @@ class TestServiceProcess:
         finally:
             if process.returncode is None:
                 await process.kill()
+
+
+class TestStop:
+    async def test_stopping_never_waits_for_the_change_streams_idle_get_mores(
+        self, settings: Settings, db: AsyncDatabase[Document]
+    ) -> None:
+        """Both followers (the log's, the dashboard journal's) parked in a getMore: the
+        application's cleanup returns (bounded generously; shared/change_stream.py)."""
+        client: TestClient[web.Request, web.Application] = TestClient(
+            TestServer(init_app(settings), host="127.0.0.1"))
+        await client.start_server()
+        try:
+            for collection in (PROJECT_UPDATES, SYSTEM_POSTS):
+                async def parked(collection: str = collection) -> bool:
+                    return await awaiting_get_more(db, collection)
+
+                await eventually(parked, what=f"a getMore on {collection}")
+        finally:
+            closing = asyncio.create_task(client.close())
+            done, _ = await asyncio.wait({closing}, timeout=60)
+        assert closing in done

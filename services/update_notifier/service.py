@@ -1,4 +1,5 @@
-"""The service's lifespan: broker, then the HTTP application (which opens MongoDB and consumes)."""
+"""The service: its name and its lifespan (the broker, then the HTTP application of
+:func:`~services.update_notifier.app.init_app`, which opens MongoDB and consumes)."""
 
 from __future__ import annotations
 
