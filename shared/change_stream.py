@@ -9,8 +9,9 @@ log and how long to wait before re-opening is the consumer's (``lost``). Resumin
 within one stream is the driver's: it resumes from its resume token once per error.
 
 Stopping — one policy: :func:`stop_following`, which cancels the task that runs
-:func:`follow_changes`, and cancels it again every :data:`RECANCEL_SECONDS` until it
-has ended. Why cancellation, and why again:
+:func:`follow_changes`, and cancels it again every ``shared.tasks.RECANCEL_SECONDS`` until
+it has ended (:func:`shared.tasks.cancel_and_wait`, which every service's stop uses).
+Why cancellation, and why again:
 
 * A cancelled ``getMore`` returns at once, even one the server holds open waiting for a
   change. PyMongo's async driver (4.12+, PYTHON-4745) races each reply's read against
@@ -50,9 +51,7 @@ from typing import Protocol
 from pymongo.asynchronous.change_stream import AsyncChangeStream
 
 from shared.mongo import Document
-
-# A cancellation Python 3.11 lost is repeated this often (see the module docstring).
-RECANCEL_SECONDS = 0.5
+from shared.tasks import cancel_and_wait
 
 OpenStream = Callable[[], Awaitable[AsyncChangeStream[Document]]]
 
@@ -98,13 +97,9 @@ async def follow_changes(open_stream: OpenStream, consumer: ChangeConsumer) -> N
 
 
 async def stop_following(*tasks: asyncio.Task[None]) -> None:
-    """Cancel the followers' tasks until they have ended (see the module docstring); raise
-    what one of them failed with, if anything but the cancellation."""
-    pending = set(tasks)
-    while pending:
-        for task in pending:
-            task.cancel()
-        _, pending = await asyncio.wait(pending, timeout=RECANCEL_SECONDS)
+    """Stop the followers' tasks (:func:`shared.tasks.cancel_and_wait`, the policy above);
+    raise what one of them failed with, if anything but the cancellation."""
+    await cancel_and_wait(*tasks)
     for task in tasks:
         if not task.cancelled():
             task.result()

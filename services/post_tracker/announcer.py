@@ -10,7 +10,6 @@ state itself is safe in MongoDB.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Protocol
 
 import structlog
@@ -18,6 +17,7 @@ import structlog
 from services.post_tracker import metrics
 from shared.messages import ProjectUpdated, UpdateReason
 from shared.retry import backoff_seconds
+from shared.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -65,8 +65,4 @@ class Announcer:
         if not self._in_flight:
             return
         _, pending = await asyncio.wait(set(self._in_flight), timeout=timeout)
-        for task in pending:
-            task.cancel()
-        for task in pending:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*pending)

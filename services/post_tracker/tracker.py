@@ -52,6 +52,7 @@ from shared.clock import WallClock, utc_now
 from shared.documents import BsonId, Project, count_by_status, id_label
 from shared.leases import Lease, process_owner
 from shared.mongo import SYSTEM_POSTS, Document
+from shared.tasks import cancel_and_wait
 from shared.vk import VkClient
 
 log = structlog.get_logger(__name__)
@@ -209,9 +210,7 @@ class Tracker:
         if not runs:
             return
         _, pending = await asyncio.wait(runs, timeout=self.options.stop_grace_seconds)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await cancel_and_wait(*pending)
         if pending:
             log.warning("project_runs_cancelled", runs=len(pending))
 
@@ -231,9 +230,7 @@ class Tracker:
             try:
                 await self._work(project_id, lease, lost, due=due)
             finally:
-                heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
+                await cancel_and_wait(heartbeat)
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._leases.release(lease))
 

@@ -55,6 +55,7 @@ from shared.clock import MonotonicClock, Sleep
 from shared.leases import Lease, MongoLeases
 from shared.mongo import ContentType, Document
 from shared.retry import backoff_seconds
+from shared.tasks import cancel_and_wait
 
 log = structlog.get_logger(__name__)
 
@@ -225,10 +226,7 @@ class RefreshCoordinator:
     async def close(self) -> None:
         """Stop draining; leases are released, pending work stays for others."""
         self._closing = True
-        tasks = list(self._draining.values())
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*self._draining.values())
 
     async def _drain(self, key: RefreshKey) -> None:
         try:
@@ -280,9 +278,7 @@ class RefreshCoordinator:
                 await self._leases.release(lease.lease)
             raise
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError, LeaseLost):
-                await heartbeat
+            await cancel_and_wait(heartbeat)
 
     async def _start_round(self, lease: KeyLease) -> tuple[Round, float]:
         """Stamp and fence a new round; the round, and the key's event rate at it."""

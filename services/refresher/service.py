@@ -16,6 +16,7 @@ from shared.leases import process_owner
 from shared.messages import CallbackEvent
 from shared.mongo import PROJECTS, REFRESH_STATE, connect, ensure_indexes
 from shared.settings import Settings
+from shared.tasks import cancel_and_wait
 from shared.topology import Topology
 from shared.vk import VkClient
 
@@ -53,8 +54,6 @@ async def lifespan(settings: Settings) -> AsyncIterator[None]:
                 yield
         finally:
             await broker.close()
-            sweeper.cancel()
-            reconciling.cancel()
-            await asyncio.gather(sweeper, reconciling, return_exceptions=True)
+            await cancel_and_wait(sweeper, reconciling)
             await coordinator.close()
             await client.close()

@@ -7,14 +7,15 @@ import contextlib
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
+from shared.tasks import cancel_and_wait
+
 
 @contextlib.asynccontextmanager
 async def in_background(work: Coroutine[Any, Any, None]) -> AsyncIterator[asyncio.Task[None]]:
-    """Run ``work`` as a task while the block runs; cancel it (and wait for it) on exit."""
+    """Run ``work`` as a task while the block runs; stop it on exit, as services stop
+    theirs (:func:`shared.tasks.cancel_and_wait`)."""
     task = asyncio.create_task(work)
     try:
         yield task
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)
