@@ -62,6 +62,22 @@ class TestTimelineEntry:
         assert result["post"] == {"id": "p1", "text": "hi", "status": "publishing",
                                   "publicationDate": "2024-05-01T11:59:59.950Z"}
 
+    @pytest.mark.parametrize(("occurred_ms", "announced"), [
+        (22, "published"),  # between published (10) and verified (30), nearer verified
+        (35, "verified"),
+        (5, "published"),  # announced 5 ms "before" its write: another clock, within slack
+        (-2000, None),  # nothing near: this process cannot tell
+    ])
+    def test_an_announcement_reports_the_latest_step_before_it(
+            self, occurred_ms: int, announced: str | None) -> None:
+        """A post verified 20 ms after it was published: the "published" announcement,
+        made between the two writes, still reports "published" (not the nearer "verified")."""
+        journal = published_post()
+        journal.apply_delete("p1", T0 + 30 * MS)
+        result = timeline_entry(entry("system_post", occurred_at=T0 + occurred_ms * MS), NAMES,
+                                {}, journal)
+        assert result["announced"] == announced
+
     def test_a_system_post_the_journal_does_not_know(self) -> None:
         result = timeline_entry(entry("system_post", "c9"), {}, {}, published_post())
         assert (result["announced"], steps(result)) == (None, ["announced", "recorded"])

@@ -69,14 +69,18 @@ class PostTrace:
         self.steps.sort(key=lambda step: step.at)
 
     def announced_step(self, occurred_at: datetime) -> TimelineStep | None:
-        """The step an announcement made at ``occurred_at`` reported: the nearest one in time.
+        """The step an announcement made at ``occurred_at`` reported.
 
-        The tracker announces right after each write, so its step is the closest one
-        at or before the announcement (within :data:`CLOCK_SLACK`).
+        The tracker announces right after each write, so its step is the latest one at or
+        before the announcement, even when the next step follows within milliseconds (a
+        post verified right after it was published). Only when there is none, a step up to
+        :data:`CLOCK_SLACK` later (the clocks of the tracker and of mongod may differ).
         """
-        candidates = [step for step in self.steps
-                      if step.name in ANNOUNCED_STEPS and step.at <= occurred_at + CLOCK_SLACK]
-        return min(candidates, key=lambda step: abs(occurred_at - step.at), default=None)
+        announced = [step for step in self.steps if step.name in ANNOUNCED_STEPS]
+        before = [step for step in announced if step.at <= occurred_at]
+        if before:
+            return before[-1]  # self.steps is kept in time order
+        return next((step for step in announced if step.at <= occurred_at + CLOCK_SLACK), None)
 
     def path_to(self, last: TimelineStep | None, occurred_at: datetime) -> list[TimelineStep]:
         """The steps up to ``last`` (or up to ``occurred_at``) and the planned date, in time order."""
