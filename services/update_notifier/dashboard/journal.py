@@ -25,6 +25,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from services.update_notifier.dashboard.values import as_datetime, iso, safe_error, text_preview
 from shared.change_stream import follow_changes
+from shared.documents import PostStatus
 from shared.logging import redact_text
 from shared.mongo import Document
 from shared.retry import backoff_seconds
@@ -164,7 +165,7 @@ class PostJournal:
         if (published_at := as_datetime(document.get("published_at"))) is not None:
             trace.add("published", published_at, f"wall post {document.get('vk_post_id')}")
         failed_at = as_datetime(document.get("failed_at"))
-        if trace.status in {"error", "possible_error"} and failed_at is not None:
+        if trace.status in {PostStatus.ERROR, PostStatus.POSSIBLE_ERROR} and failed_at is not None:
             trace.add(trace.status, failed_at, safe_error(document.get("error")))
         self._changed.set()
 
@@ -177,18 +178,18 @@ class PostJournal:
         if "publication_date" in fields:
             trace.publication_date = as_datetime(fields["publication_date"])
         status = fields.get("status")
-        if status == "publishing" and (claimed_at := as_datetime(fields.get("claimed_at"))):
+        if status == PostStatus.PUBLISHING and (claimed_at := as_datetime(fields.get("claimed_at"))):
             trace.add("claimed", claimed_at)
         if (published_at := as_datetime(fields.get("published_at"))) is not None:
             trace.add("published", published_at, f"wall post {fields.get('vk_post_id')}")
         if fields.get("outcome_unknown") is True:
             trace.add("outcome_unknown", at, safe_error(fields.get("last_error")))
-        if status == "pending_publication":
+        if status == PostStatus.PENDING:
             if "last_error" in fields:
                 trace.add("retry", at, safe_error(fields.get("last_error")))
             else:
                 trace.add("pending_again", at)
-        if status in {"error", "possible_error"}:
+        if status in {PostStatus.ERROR, PostStatus.POSSIBLE_ERROR}:
             trace.add(str(status), as_datetime(fields.get("failed_at")) or at,
                       safe_error(fields.get("error")))
         if isinstance(status, str):
@@ -197,7 +198,7 @@ class PostJournal:
 
     def apply_delete(self, post_id: str, at: datetime) -> None:
         trace = self._trace(post_id)
-        if trace.status == "publishing":
+        if trace.status == PostStatus.PUBLISHING:
             trace.add("verified", at, "found on the wall; the record was deleted")
             trace.status = "verified"
         else:

@@ -28,10 +28,12 @@ from services.update_notifier.dashboard.values import (
     text_preview,
 )
 from services.update_notifier.update_log import UpdateLog
+from shared.documents import PostStatus
+from shared.messages import UpdateReason
 from shared.mongo import PROCESSED_EVENTS, PROJECTS, SYSTEM_POSTS, ContentType, Document
 
 # system_posts.status values of the data contract, in lifecycle order.
-STATUSES = ("pending_publication", "publishing", "error", "possible_error")
+STATUSES = tuple(PostStatus)
 MAX_PROJECTS = 500
 POSTS_PER_PROJECT = 20
 # The "has updates" dot compares a project's latest update with what the page saw; the
@@ -199,7 +201,7 @@ async def callbacks_taken(db: AsyncDatabase[Document], documents: list[Document]
                            ) -> dict[str, datetime]:
     """When the refresher took the callback behind each refresh (``processed_events``)."""
     ids = list({str(document.get("correlation_id")) for document in documents
-                if document.get("reason") in {"refresh", "refresh_failed"}})
+                if document.get("reason") in {UpdateReason.REFRESH, UpdateReason.REFRESH_FAILED}})
     if not ids:
         return {}
     cursor = db[PROCESSED_EVENTS].find({"claimed_by": {"$in": ids}},

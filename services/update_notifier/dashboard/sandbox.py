@@ -24,6 +24,7 @@ from services.update_notifier.dashboard.views import database
 from services.update_notifier.errors import ApiError
 from services.update_notifier.keys import SANDBOX_SESSION, SETTINGS
 from services.update_notifier.views import read_body, require_token
+from shared.documents import PostStatus
 from shared.mongo import PROJECTS, SYSTEM_POSTS, Document
 
 log = structlog.get_logger(__name__)
@@ -95,13 +96,13 @@ async def create_system_post(request: web.Request) -> web.Response:
     text = f"Dashboard system post {now:%H:%M:%S} UTC"
     result = await database(request)[SYSTEM_POSTS].insert_one({
         "project_id": body.project_id, "text": text, "attachments": [],
-        "publication_date": publication_date, "status": "pending_publication",
+        "publication_date": publication_date, "status": PostStatus.PENDING,
         "vk_post_id": None, "error": None,
     })
     log.info("dashboard_system_post_created", project_id=body.project_id,
              post_id=str(result.inserted_id), publication_date=iso(publication_date))
     return web.json_response({"ok": True, "post": {
-        "id": str(result.inserted_id), "text": text, "status": "pending_publication",
+        "id": str(result.inserted_id), "text": text, "status": PostStatus.PENDING,
         "publicationDate": iso(publication_date)}})
 
 

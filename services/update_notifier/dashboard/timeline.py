@@ -16,6 +16,7 @@ from typing import Any
 from services.update_notifier.cursor import format_cursor
 from services.update_notifier.dashboard.journal import PostJournal, TimelineStep
 from services.update_notifier.dashboard.values import as_datetime, iso
+from shared.messages import UpdateReason
 from shared.mongo import Document
 
 # An update log entry may be read before the journal saw the change it announces (two
@@ -41,14 +42,14 @@ def timeline_entry(document: Document, names: Mapping[Any, str], taken: Mapping[
     announced: str | None
     post: dict[str, Any] | None = None
     note: str | None = None
-    if reason in {"refresh", "refresh_failed"}:
+    if reason in {UpdateReason.REFRESH, UpdateReason.REFRESH_FAILED}:
         if (seen_at := taken.get(correlation_id)) is not None:
             steps.append(TimelineStep("callback taken", seen_at,
                                       "by the refresher (processed_events.seen_at)"))
-        announced = "refresh done" if reason == "refresh" else "refresh failed"
+        announced = "refresh done" if reason == UpdateReason.REFRESH else "refresh failed"
         if occurred_at is not None:
             steps.append(TimelineStep(announced, occurred_at, "announced (occurred_at)"))
-    elif reason == "system_post":
+    elif reason == UpdateReason.SYSTEM_POST:
         trace = journal.trace_for(correlation_id)
         step = None
         if trace is None:
@@ -89,7 +90,7 @@ def waits_for_journal(documents: Iterable[Document], journal: PostJournal,
     recent = now - RECENT_ENTRY
     for document in documents:
         occurred_at = as_datetime(document.get("occurred_at"))
-        if document.get("reason") != "system_post" or occurred_at is None or occurred_at < recent:
+        if document.get("reason") != UpdateReason.SYSTEM_POST or occurred_at is None or occurred_at < recent:
             continue
         trace = journal.trace_for(str(document.get("correlation_id")))
         if trace is None or trace.announced_step(occurred_at) is None:
