@@ -20,6 +20,7 @@ import pytest
 from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.documents import Status
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.conftest import RunningSandbox
@@ -72,9 +73,11 @@ def published_at(services: ServiceGroup) -> dict[str, datetime]:
 
 
 async def all_sent(db: AsyncDatabase[Document], post_ids: list[ObjectId]) -> bool:
-    """Every one of the posts has its VK id (or is verified already, hence deleted)."""
+    """None of the posts is still waiting to be sent: each has its VK id, is verified
+    (hence deleted) or has failed (the test's checks report that)."""
     return await db["system_posts"].count_documents(
-        {"_id": {"$in": post_ids}, "vk_post_id": None}) == 0
+        {"_id": {"$in": post_ids}, "vk_post_id": None,
+         "status": {"$in": [Status.PENDING.value, Status.PUBLISHING.value]}}) == 0
 
 
 @pytest.mark.timeout(420)
