@@ -239,8 +239,6 @@ class TestRabbitNodeKilled:
             round(max((moment - kill["wall"]).total_seconds() for moment in
                       [kill["wall"], *not_stored] if kill["wall"] <= moment < end), 1)
             for kill, end in zip(kills, ends, strict=True)]
-        first_ok = min((moment - first_kill for moment in stream.acked_at.values()
-                        if moment >= first_kill), default=None)
         sent = {line["post_id"]: datetime.fromisoformat(line["timestamp"])
                 for line in services.events("post_tracker", "post_published")}
         kill_walls = [kill["wall"] for kill in kills]
@@ -254,7 +252,6 @@ class TestRabbitNodeKilled:
             lost=0, answers=dict(stream.statuses), killed=[kill["node"] for kill in kills],
             refusing_for_seconds_after_kill=round(max(refusals_after_kill, default=0.0), 1),
             gateway_503_for_seconds_after_each_kill=recovered_after,
-            first_ok_seconds_after_kill=None if first_ok is None else round(first_ok, 2),
             publish_channels_renewed=len(services.events("callback_gateway",
                                                          "broker_publish_channel_renewed")),
             refresh_tickets=tickets, tickets_from_redeliveries=tickets - expected,
