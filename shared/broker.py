@@ -30,12 +30,14 @@ Delivery semantics, plainly:
   A consumer that dies mid-message (crash, lost connection) leaves it unacked, so
   the broker redelivers it; handlers must therefore be idempotent.
 
-* **A cluster**: ``AMQP_URL`` may list several nodes, MongoDB-style
-  (``amqp://user:pass@rabbit-0:5672,rabbit-1:5672,rabbit-2:5672/vhost``). The robust
-  connection tries them in turn, at start and at every reconnection, so publishers and
-  consumers move to a live node when theirs dies (:class:`ClusterConnection`); the
-  quorum queues keep their messages on the surviving nodes. Behind one address that
-  balances over the nodes (a Kubernetes Service), one host is the same thing.
+* **A cluster**: ``AMQP_URL`` may list several nodes; the connection goes to whichever
+  answers (``shared/cluster_connection.py``). When a quorum queue's leader node dies,
+  RabbitMQ 3.10 refuses (``Basic.Nack``) for good every publish of a channel whose
+  first publish to that queue came before the new leader was recorded: its queue client
+  keeps asking the dead node (``rabbit_fifo_client:enqueue`` on ``{badrpc, nodedown}``)
+  while a new channel goes to the new leader. So a nack replaces the publishing
+  channel (at most once per :data:`CHANNEL_RENEWAL_INTERVAL_SECONDS`); the nacked
+  publish itself still fails (the gateway answers 503, VK sends it again).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,11 +62,10 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS
+from aio_pika.exceptions import DeliveryError, PublishError
 from pydantic import ValidationError
-from pydantic_core import MultiHostUrl
-from yarl import URL
 
+from shared.cluster_connection import CONNECT_TIMEOUT_SECONDS, connect_cluster
 from shared.logging import redact_text
 from shared.messages import BrokerMessage, CallbackEvent, ProjectUpdated
 from shared.retry import backoff_seconds
@@ -80,11 +82,12 @@ log = structlog.get_logger(__name__)
 MessageT = TypeVar("MessageT", bound=BrokerMessage)
 Handler = Callable[[MessageT], Awaitable[None]]
 
-CONNECT_TIMEOUT_SECONDS = 15
 JSON = "application/json"
 BATCH = "application/x-ndjson"  # a batch: one serialised message per line
-# After a lost connection, the first try again (to the next node) comes this soon.
-RECONNECT_INTERVAL_SECONDS = 1.0
+# A nacked publish replaces the publishing channel, at most this often (the module's
+# docstring says why); the replaced one is closed once its publishes in flight are settled.
+CHANNEL_RENEWAL_INTERVAL_SECONDS = 1.0
+RETIRED_CHANNEL_GRACE_SECONDS = 10.0
 REASON_HEADER = "x-dead-letter-reason"
 ORIGINAL_QUEUE_HEADER = "x-original-queue"
 
@@ -112,63 +115,6 @@ def delivery_attempt(message: AbstractIncomingMessage) -> int:
     return (int(count) if isinstance(count, int | str) and str(count).isdigit() else 0) + 1
 
 
-def node_urls(url: str) -> list[str]:
-    """One URL per node of ``url`` (``amqp://u:p@h1:5672,h2:5673/vhost?query``), each
-    with the credentials, virtual host and query the list was given with."""
-    parsed = MultiHostUrl(url)
-    hosts = parsed.hosts()
-    first = hosts[0]
-    urls = []
-    for host in hosts:
-        node = URL.build(scheme=parsed.scheme, user=first["username"],
-                         password=first["password"], host=host["host"] or "",
-                         port=host["port"], path=parsed.path or "/",
-                         query_string=parsed.query or "", encoded=True)
-        urls.append(str(node))
-    return urls
-
-
-class ClusterConnection(aio_pika.RobustConnection):
-    """A robust connection to whichever of several nodes answers.
-
-    aio-pika reconnects to one URL only (mosquito/aio-pika#141); this tries every node in
-    turn on each (re)connection attempt, starting with the one last connected to.
-    """
-
-    def __init__(self, url: URL, *, node_urls: list[str], **kwargs: Any) -> None:
-        super().__init__(url, **kwargs)
-        self._nodes = [URL(node) for node in node_urls]
-        self._node = 0
-
-    # The attempt RobustConnection makes at start and after every loss (a private hook:
-    # tests/shared/test_broker.py fails if an aio-pika upgrade renames it).
-    async def _RobustConnection__connect_transport(self) -> None:
-        last_error: BaseException | None = None
-        for _ in self._nodes:
-            self.url = self._nodes[self._node]
-            try:
-                await super()._RobustConnection__connect_transport()  # type: ignore[misc]
-                return
-            except CONNECTION_EXCEPTIONS as exc:
-                last_error = exc
-                log.warning("broker_node_unavailable", node=f"{self.url.host}:{self.url.port}",
-                            error=f"{type(exc).__name__}: {exc}")
-                self._node = (self._node + 1) % len(self._nodes)
-        assert last_error is not None
-        raise last_error
-
-
-async def connect_cluster(url: str, *, client_name: str,
-                          timeout: float = CONNECT_TIMEOUT_SECONDS) -> AbstractRobustConnection:
-    """A robust connection to ``url``'s nodes (one or several); see :class:`ClusterConnection`."""
-    nodes = node_urls(url)
-    connection = ClusterConnection(
-        URL(nodes[0]), node_urls=nodes, reconnect_interval=RECONNECT_INTERVAL_SECONDS,
-        client_properties={"connection_name": client_name})
-    await connection.connect(timeout=timeout)
-    return connection
-
-
 class Broker:
     """One robust connection per process: a confirming publisher and any consumers."""
 
@@ -179,6 +125,9 @@ class Broker:
         self._connection: AbstractRobustConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
+        self._channel_opened_at = 0.0
+        self._renewing = False
+        self._channel_tasks: set[asyncio.Task[None]] = set()
         self._consumers: list[Consumer[Any]] = []
 
     async def connect(self) -> None:
@@ -186,10 +135,40 @@ class Broker:
         # Bounded: a broker that accepts TCP but never answers must fail the start, not hang.
         self._connection = await connect_cluster(
             self.url, client_name=f"{self.client_name}-{os.getpid()}")
-        self._publish_channel = await self._connection.channel(
-            publisher_confirms=True, on_return_raises=True
-        )
-        self._exchanges = (await declare_topology(self._publish_channel, self.topology)).exchanges
+        await self._open_publish_channel()
+
+    async def _open_publish_channel(self) -> None:
+        channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchanges = (await declare_topology(channel, self.topology)).exchanges
+        self._publish_channel = channel
+        self._channel_opened_at = time.monotonic()
+
+    def _renew_publish_channel(self) -> None:
+        """After a nack: publish on a new channel from now on (see the module docstring)."""
+        if self._renewing or (time.monotonic() - self._channel_opened_at
+                              < CHANNEL_RENEWAL_INTERVAL_SECONDS):
+            return
+        self._renewing = True
+        task = asyncio.create_task(self._replace_publish_channel())
+        self._channel_tasks.add(task)
+        task.add_done_callback(self._channel_tasks.discard)
+
+    async def _replace_publish_channel(self) -> None:
+        retired = self._publish_channel
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
+                await self._open_publish_channel()
+        except Exception as exc:  # the connection is down: its own recovery takes over
+            log.warning("broker_publish_channel_not_renewed", error=_error_text(exc))
+            return
+        finally:
+            self._renewing = False
+        log.warning("broker_publish_channel_renewed", reason="publish nacked")
+        await asyncio.sleep(RETIRED_CHANNEL_GRACE_SECONDS)
+        if retired is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(2):
+                    await retired.close()
 
     @property
     def connection(self) -> AbstractRobustConnection:
@@ -227,9 +206,15 @@ class Broker:
                 confirmation = await target.publish(amqp_message, routing_key, mandatory=True)
         except TimeoutError as exc:
             raise PublishFailed(f"no confirm within {timeout}s") from exc
-        except Exception as exc:  # connection lost, channel closed, returned as unroutable
+        except PublishError as exc:  # returned: unroutable
+            raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
+        except DeliveryError as exc:  # nacked
+            self._renew_publish_channel()
+            raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # connection lost, channel closed
             raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
+            self._renew_publish_channel()
             raise PublishFailed(f"not confirmed: {type(confirmation).__name__}")
 
     async def publish_callback(self, event: CallbackEvent, *, timeout: float = 5.0) -> None:
@@ -261,6 +246,9 @@ class Broker:
         """Stop consumers (letting in-flight handlers finish), then close the connection."""
         for consumer in self._consumers:
             await consumer.stop()
+        for task in list(self._channel_tasks):
+            task.cancel()
+        await asyncio.gather(*self._channel_tasks, return_exceptions=True)
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from datetime import UTC, datetime
 
@@ -8,18 +9,10 @@ import aio_pika
 import pytest
 from structlog.testing import capture_logs
 
-from shared.broker import (
-    REASON_HEADER,
-    AckPolicy,
-    Broker,
-    ClusterConnection,
-    DeadLetter,
-    PublishFailed,
-    connect_cluster,
-    node_urls,
-)
+from shared.broker import REASON_HEADER, AckPolicy, Broker, DeadLetter, PublishFailed
+from shared.cluster_connection import ClusterConnection, connect_cluster, node_urls
 from shared.messages import CallbackEvent, ProjectUpdated
-from tests.support.rabbit import close_connections
+from tests.support.rabbit import close_connections, queue_policy
 from tests.support.waiting import eventually
 from tools.mongod import free_port
 
@@ -162,6 +155,36 @@ class TestRobustConnection:
         got = await asyncio.wait_for(received.get(), 20)
         assert got.project_id == "after"
         assert got.occurred_at <= datetime.now(UTC)
+
+
+class TestNackedPublish:
+    async def test_a_nack_fails_the_publish_and_publishing_moves_to_a_new_channel(
+            self, broker: Broker) -> None:
+        """RabbitMQ 3.10 may nack one channel's publishes to a quorum queue for good (its
+        first one came just after the leader's node died: scenario 11 in
+        tests/resilience/test_rabbit_cluster.py), so a nack fails the publish and the next
+        ones go on a new channel. Here a full queue refusing publishes stands in for it."""
+        queue = broker.topology.notifier_queue.name
+
+        async def renewed_after_a_nack() -> bool:
+            with contextlib.suppress(PublishFailed):
+                await broker.publish_update(update("refused"), timeout=5)
+            return any(entry["event"] == "broker_publish_channel_renewed" for entry in logs)
+
+        with capture_logs() as logs:
+            async with queue_policy(queue, '{"max-length": 0, "overflow": "reject-publish"}'):
+                await eventually(renewed_after_a_nack, timeout=30, interval=0.2,
+                                 what="a nacked publish and a new publishing channel")
+        await eventually(lambda: _published(broker), timeout=30, interval=0.2,
+                         what="a confirmed publish once the queue accepts again")
+
+
+async def _published(broker: Broker) -> bool:
+    try:
+        await broker.publish_update(update("accepted"), timeout=5)
+    except PublishFailed:
+        return False
+    return True
 
 
 def callback(event_id: str) -> CallbackEvent:
