@@ -69,6 +69,7 @@ from shared.cluster_connection import CONNECT_TIMEOUT_SECONDS, connect_cluster
 from shared.logging import redact_text
 from shared.messages import BrokerMessage, CallbackEvent, ProjectUpdated
 from shared.retry import backoff_seconds
+from shared.tasks import cancel_and_wait
 from shared.topology import (
     CALLBACK_ROUTING_KEY,
     UPDATE_ROUTING_KEY,
@@ -246,9 +247,7 @@ class Broker:
         """Stop consumers (letting in-flight handlers finish), then close the connection."""
         for consumer in self._consumers:
             await consumer.stop()
-        for task in list(self._channel_tasks):
-            task.cancel()
-        await asyncio.gather(*self._channel_tasks, return_exceptions=True)
+        await cancel_and_wait(*self._channel_tasks)
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(5):

@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from services.callback_gateway import metrics
+from shared.tasks import cancel_and_wait
 
 MAX_IN_FLIGHT = 2
 
@@ -96,8 +97,6 @@ class GroupCommit:
 
     async def close(self) -> None:
         """Stop: batches in flight are abandoned (their requests are cancelled)."""
-        for task in list(self._committers):
-            task.cancel()
-        await asyncio.gather(*self._committers, return_exceptions=True)
+        await cancel_and_wait(*self._committers)
         while self._queued:
             self._queued.popleft().done.cancel()
