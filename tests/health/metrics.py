@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 
 from prometheus_client.metrics import MetricWrapperBase
 
-from tests.health.running import ROOT
+from tools.processes import ROOT
 
 # The metrics modules each service imports (the VK client's are shared by those calling VK).
 METRICS_MODULES: dict[str, tuple[str, ...]] = {

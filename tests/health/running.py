@@ -7,24 +7,18 @@ refresher and the post tracker) and a log file, which failures quote.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import signal
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from shared.settings import Settings
-from tests.support.environment import service_environment
-from tests.support.waiting import eventually
+from tests.support.processes import start_service
 from tools.mongod import free_port
+from tools.processes import ChildProcess, wait_until_healthy
 
-ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("callback_gateway", "update_notifier", "refresher", "post_tracker")
 # The setting naming the port each service answers HTTP on.
 PORT_SETTING = {"callback_gateway": "gateway_port", "update_notifier": "notifier_port",
@@ -66,8 +60,7 @@ class RunningService:
 
     name: str
     settings: Settings
-    process: asyncio.subprocess.Process
-    log_path: Path
+    process: ChildProcess
 
     @property
     def port(self) -> int:
@@ -80,19 +73,7 @@ class RunningService:
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines the process logged, for failure messages."""
-        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
-
-
-async def _answers_healthz(http: aiohttp.ClientSession, service: RunningService) -> bool:
-    if service.process.returncode is not None:
-        raise AssertionError(f"{service.name} exited with {service.process.returncode}:\n"
-                             f"{service.log_tail()}")
-    try:
-        async with http.get(f"{service.base_url}/healthz") as response:
-            return response.status == 200
-    except aiohttp.ClientConnectionError:
-        return False
+        return self.process.tail(lines)
 
 
 @contextlib.asynccontextmanager
@@ -101,28 +82,10 @@ async def running_service(name: str, settings: Settings, log_dir: Path
     """Start ``python -m services.<name>``; yield once ``/healthz`` answers; SIGTERM it after."""
     settings = on_free_port(name, settings)
     log_path = log_dir / f"{name}-{getattr(settings, PORT_SETTING[name])}.log"
-    with log_path.open("wb") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", f"services.{name}", cwd=ROOT, env=service_environment(settings),
-            stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT)
-    service = RunningService(name, settings, process, log_path)
+    service = RunningService(name, settings, start_service(name, settings, log_path=log_path))
     try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as http:
-            await eventually(lambda: _answers_healthz(http, service), timeout=START_TIMEOUT_SECONDS,
-                             interval=0.1, what=f"{name} to answer /healthz")
+        await wait_until_healthy(f"{service.base_url}/healthz", [service.process],
+                                 timeout=START_TIMEOUT_SECONDS)
         yield service
     finally:
-        await stop(service)
-
-
-async def stop(service: RunningService) -> None:
-    """SIGTERM, then SIGKILL if it has not exited in time."""
-    process = service.process
-    if process.returncode is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), STOP_TIMEOUT_SECONDS)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
+        await service.process.stop(STOP_TIMEOUT_SECONDS)

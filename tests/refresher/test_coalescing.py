@@ -80,7 +80,7 @@ class RoundClock(ManualClock):
 
 async def holder_waits(clock: RoundClock) -> float:
     """Once the holder waits for its next round: how long it asked to wait."""
-    await eventually(lambda: asyncio.sleep(0, clock.sleeping == 1), what="the holder waiting")
+    await eventually(lambda: clock.sleeping == 1, what="the holder waiting")
     return clock.waits[-1]
 
 
@@ -142,7 +142,7 @@ class TestRefreshCoordinator:
         refresh.gate = asyncio.Event()
         first, second = make(refresh, "a"), make(refresh, "b")
         await first.request(KEY)
-        await eventually(lambda: asyncio.sleep(0, refresh.running == 1), what="first round running")
+        await eventually(lambda: refresh.running == 1, what="first round running")
         ticket = await second.request(KEY)
         refresh.gate.set()
         await settled(first, ticket)
@@ -250,7 +250,7 @@ class TestRefreshCoordinator:
         holder = make(refresh, "slow", lease=0.6)
         other = make(RecordingRefresh(), "other", lease=0.6)
         await holder.request(KEY)
-        await eventually(lambda: asyncio.sleep(0, refresh.running == 1), what="round running")
+        await eventually(lambda: refresh.running == 1, what="round running")
         renewals = set()
 
         async def renewed_three_times() -> bool:
@@ -305,7 +305,7 @@ class TestRefreshCoordinator:
         refresh = RecordingRefresh(duration=0.01)
         coordinator = make(refresh, coordinator_class=RaceAtRelease)
         await settled(coordinator, await coordinator.request(KEY))
-        await eventually(lambda: asyncio.sleep(0, late), what="the late ticket taken")
+        await eventually(lambda: bool(late), what="the late ticket taken")
         await settled(coordinator, late[0])
         assert refresh.runs == 2
 
@@ -318,8 +318,8 @@ class TestRefreshCoordinator:
                                          owner="a", lease_seconds=5, sweep_interval=0.01)
         with capture_logs() as logs:
             async with in_background(coordinator.sweep_forever()) as sweeper:
-                await eventually(lambda: asyncio.sleep(0, sum(
-                    entry["event"] == "refresh_sweep_failed" for entry in logs) >= 3),
+                await eventually(lambda: sum(
+                    entry["event"] == "refresh_sweep_failed" for entry in logs) >= 3,
                     what="three failed sweeps logged")
                 assert not sweeper.done()
         failure = next(entry for entry in logs if entry["event"] == "refresh_sweep_failed")
