@@ -19,20 +19,18 @@ from shared.change_wakeup import ChangeWakeup
 from shared.mongo import PROJECTS, Document
 from tests.support.background import in_background
 from tests.support.documents import insert_project
+from tests.support.manual_clock import ManualClock
 from tests.support.waiting import eventually
 
 GROUP = 31
 TTL = 5.0
 
 
-class Clock:
-    """The caches' timer, moved by the test."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+def cache_clock() -> ManualClock:
+    """The caches' timer, moved by the test (not at 0: a cache may read 0 as "never")."""
+    clock = ManualClock()
+    clock.now = 1000.0
+    return clock
 
 
 async def mongo_queries(db: AsyncDatabase[Document]) -> int:
@@ -41,15 +39,15 @@ async def mongo_queries(db: AsyncDatabase[Document]) -> int:
     return int(status["opcounters"]["query"])
 
 
-def directory(db: AsyncDatabase[Document], clock: Clock) -> ProjectDirectory:
+def directory(db: AsyncDatabase[Document], clock: ManualClock) -> ProjectDirectory:
     return ProjectDirectory(db[PROJECTS], TTL, TTL, timer=clock)
 
 
-async def known_community(db: AsyncDatabase[Document]) -> tuple[ProjectDirectory, Clock, int]:
+async def known_community(db: AsyncDatabase[Document]) -> tuple[ProjectDirectory, ManualClock, int]:
     """A directory that has found the community's one project (secret ``real``), its
     clock, and the server's query count after that."""
     await insert_project(db, group_id=GROUP, secret="real")
-    projects = directory(db, clock := Clock())
+    projects = directory(db, clock := cache_clock())
     await projects.lookup(GROUP, "real")
     return projects, clock, await mongo_queries(db)
 
@@ -62,7 +60,7 @@ class TestProjectDirectory:
         await insert_project(db, group_id=GROUP, secret="s-b", _id="b")
         await insert_project(db, group_id=GROUP, secret="s-a", _id="a")
         await insert_project(db, group_id=GROUP + 1, secret="s-a", _id="other")
-        projects = directory(db, Clock())
+        projects = directory(db, cache_clock())
         before = await mongo_queries(db)
         lookup = await projects.lookup(GROUP, "s-b")
         assert [p.project_id for p in lookup.projects] == ["a", "b"]
@@ -105,7 +103,7 @@ class TestProjectDirectory:
         """A forged secret refused a moment before the rotation does not hold up the new
         secret (a secret not refused before gets a re-check); then the old one is refused."""
         project_id = await insert_project(db, group_id=GROUP, secret="old")
-        projects = directory(db, Clock())
+        projects = directory(db, cache_clock())
         assert (await projects.lookup(GROUP, "old")).addressed
         assert (await projects.lookup(GROUP, "forged")).addressed == ()
         await db[PROJECTS].update_one({"_id": project_id}, {"$set": {"vk_callback_secret": "new"}})
@@ -119,7 +117,7 @@ class TestProjectDirectory:
         """A second team's project on a cached community: its first callback (its own
         server's secret) is re-checked and goes to it."""
         await insert_project(db, group_id=GROUP, secret="first", _id="first")
-        projects = directory(db, Clock())
+        projects = directory(db, cache_clock())
         await projects.lookup(GROUP, "first")
         await insert_project(db, group_id=GROUP, secret="second", _id="second")
         lookup = await projects.lookup(GROUP, "second")
@@ -127,7 +125,7 @@ class TestProjectDirectory:
 
     async def test_unknown_communities_are_not_cached(self, db: AsyncDatabase[Document]) -> None:
         """A miss asks MongoDB every time, so a project created a moment ago is found."""
-        projects = directory(db, Clock())
+        projects = directory(db, cache_clock())
         assert (await projects.lookup(GROUP, None)).projects == ()
         await insert_project(db, group_id=GROUP)
         assert [p.project_id for p in (await projects.lookup(GROUP, None)).addressed]
@@ -141,7 +139,7 @@ class TestForgettingOnChanges:
         still (the window never ends), yet a secret stored in MongoDB is accepted as soon
         as the change stream reports it; the refresher's status writes forget nothing."""
         project_id = await insert_project(db, group_id=GROUP, secret="old")
-        projects = directory(db, Clock())
+        projects = directory(db, cache_clock())
         forgotten: list[int] = []
 
         def forget() -> None:
