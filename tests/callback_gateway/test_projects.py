@@ -28,9 +28,7 @@ TTL = 5.0
 
 def cache_clock() -> ManualClock:
     """The caches' timer, moved by the test (not at 0: a cache may read 0 as "never")."""
-    clock = ManualClock()
-    clock.now = 1000.0
-    return clock
+    return ManualClock(now=1000.0)
 
 
 async def mongo_queries(db: AsyncDatabase[Document]) -> int:

@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
+from tests.support.manual_clock import ManualClock
 from tools.vk_sandbox.rate_limit import SlidingWindowRateLimiter
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class TestSlidingWindowRateLimiter:
     def test_limit_within_window(self) -> None:
         """At most ``limit`` requests are admitted within one window."""
-        clock = FakeClock()
+        clock = ManualClock(now=1000.0)
         limiter = SlidingWindowRateLimiter(clock)
         assert [limiter.admit("t", 3, 1.0) for _ in range(4)] == [True, True, True, False]
 
     def test_window_slides(self) -> None:
         """A slot frees exactly when the oldest admitted request leaves the window."""
-        clock = FakeClock()
+        clock = ManualClock(now=1000.0)
         limiter = SlidingWindowRateLimiter(clock)
         for offset in (0.0, 0.3, 0.6):
             clock.now = 1000.0 + offset
@@ -35,7 +28,7 @@ class TestSlidingWindowRateLimiter:
 
     def test_rejections_do_not_count(self) -> None:
         """Refused requests do not extend the wait; keys are independent."""
-        clock = FakeClock()
+        clock = ManualClock(now=1000.0)
         limiter = SlidingWindowRateLimiter(clock)
         assert limiter.admit("t", 1, 1.0)
         clock.now += 0.5

@@ -13,8 +13,8 @@ STUCK_AFTER_SECONDS = 2.0
 class ManualClock:
     """``clock()`` and ``sleep()`` for code under test; ``advance`` wakes due sleepers."""
 
-    def __init__(self) -> None:
-        self.now = 0.0
+    def __init__(self, now: float = 0.0) -> None:
+        self.now = now
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
         self._changed = asyncio.Event()
 
