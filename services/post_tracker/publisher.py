@@ -42,6 +42,7 @@ from services.post_tracker.decisions import (
     lateness_seconds,
     project_problem,
     publication_guid,
+    refused_try_later,
     unknown_variables_error,
 )
 from services.post_tracker.store import PostStore, Unusable
@@ -134,7 +135,8 @@ class Publisher:
             raise
         except Exception as exc:
             decision = decide_failure(exc, attempts=budget.used, now=self._clock(),
-                                      rules=self._rules)
+                                      rules=self._rules, attempts_before=post.attempts,
+                                      refusals=post.refusals)
             await asyncio.shield(self._record_failure(post, decision, budget.used))
         else:
             await asyncio.shield(self._record_success(post, vk_post_id, budget.used,
@@ -153,11 +155,13 @@ class Publisher:
                 raise
             except Exception as exc:
                 decision = decide_failure(exc, attempts=budget.used, now=self._clock(),
-                                          rules=self._rules)
-                if isinstance(decision, Retry):
-                    # Refused for now (6, 9): still not on the wall; the next look decides.
-                    decision = KeepPublishing(decision.error, decision.code)
-                await asyncio.shield(self._record_failure(post, decision, budget.used,
+                                          rules=self._rules, attempts_before=post.attempts)
+                attempts = budget.used
+                if isinstance(decision, Retry | Fail) and refused_try_later(exc):
+                    # Refused (6, 9): nothing sent, still not on the wall; the next look
+                    # decides, and the refused calls spent nothing.
+                    decision, attempts = KeepPublishing(decision.error, decision.code), post.attempts
+                await asyncio.shield(self._record_failure(post, decision, attempts,
                                                           resent=True))
             else:
                 await asyncio.shield(self._record_success(post, vk_post_id, budget.used,
@@ -192,7 +196,8 @@ class Publisher:
             written = await self._store.record_retry(post, decision)
             if written:
                 log.warning("post_retry_scheduled", error=decision.error, code=decision.code,
-                            attempts=decision.attempts, not_before=decision.not_before.isoformat())
+                            attempts=decision.attempts, refusals=decision.refusals,
+                            not_before=decision.not_before.isoformat())
         else:
             metrics.PUBLISH_ERRORS.labels(code=_code_label(decision.code), outcome="error").inc()
             written = await self._store.record_failed(post, decision, self._clock())
