@@ -19,9 +19,9 @@ A failed ``wall.post`` is one of three things (:func:`decide_failure`):
   was posted): back to ``pending_publication`` with a back-off (``not_before``), the
   attempt budget untouched. Tries refused in a row are counted in the post's
   ``refusals``; the ``RetryRules.max_refusals``-th (default 10: with the 10-s back-off
-  doubling to 300 s, about 25 minutes of refusals) turns it into ``error``. A rate limit
-  shared by several processes using one token (a refresher and a tracker) is brief;
-  this bound outlasts it and still stops hammering VK. Error 29 (the method's daily
+  doubling to 300 s, about 25 minutes of refusals) turns it into ``error``. Processes
+  sharing a token's rate (a busy refresher and a tracker) can be refused for a minute
+  or more; this bound outlasts that and still stops hammering VK. Error 29 (the method's daily
   quota) goes back to pending too, with a much longer back-off, while the attempt
   budget lasts.
 * **Rejected for good** (every other VK error: 5, 15, 27, 100, 210, 214, 219–224, ...):

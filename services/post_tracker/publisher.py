@@ -39,6 +39,7 @@ from services.post_tracker.decisions import (
     Retry,
     RetryRules,
     decide_failure,
+    describe,
     lateness_seconds,
     project_problem,
     publication_guid,
@@ -155,12 +156,13 @@ class Publisher:
                 raise
             except Exception as exc:
                 decision = decide_failure(exc, attempts=budget.used, now=self._clock(),
-                                          rules=self._rules, attempts_before=post.attempts)
-                attempts = budget.used
-                if isinstance(decision, Retry | Fail) and refused_try_later(exc):
-                    # Refused (6, 9): nothing sent, still not on the wall; the next look
-                    # decides, and the refused calls spent nothing.
-                    decision, attempts = KeepPublishing(decision.error, decision.code), post.attempts
+                                          rules=self._rules)
+                refused = refused_try_later(exc)
+                if refused or isinstance(decision, Retry):
+                    # Refused for now (6, 9, 29): still not on the wall; the next look decides.
+                    decision = KeepPublishing(describe(exc), getattr(exc, "code", None))
+                # Calls refused before VK acted (6, 9) spend nothing of the budget.
+                attempts = post.attempts if refused else budget.used
                 await asyncio.shield(self._record_failure(post, decision, attempts,
                                                           resent=True))
             else:
