@@ -296,6 +296,7 @@ class SystemPost(_Tolerant):
     guid: OptionalText = None
     correlation_id: OptionalText = None
     attempts: Count = 0
+    refusals: Count = 0
     resends: Count = 0
     outcome_unknown: Annotated[bool, BeforeValidator(_flag)] = False
     wall_read_at: OptionalUtcDatetime = None

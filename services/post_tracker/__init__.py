@@ -4,8 +4,8 @@
 
     pending_publication ──claim──▶ publishing ──found on the wall──▶ (deleted: verified)
       │    ▲                          │ │ ├──outcome unknown, not on the wall──▶ re-sent (same guid)
-      │    └──VK 6/9/29, budget left──┘ │ └──not found within the verify timeout──▶ possible_error
-      │                                 └──VK refused, or the budget ran out──▶ error
+      │    └──VK 6/9 (<10 in a row),──┘ │ └──not found within the verify timeout──▶ possible_error
+      │       29 with budget left       └──VK refused, or a bound ran out──▶ error
       └──unusable document or project, unknown variable (nothing sent)──▶ error
 
 Every path and its outcome (the same table is in ARCHITECTURE.md):
@@ -21,10 +21,14 @@ claim) does not show it                                the same post id if it ha
                                                        ``TRACKER_GUID_MAX_RESENDS`` times within
                                                        ``TRACKER_GUID_RESEND_WINDOW_SECONDS`` of
                                                        the first send and within the budget
-VK 6, 9 (flood), 29, refused connection: nothing       back to ``pending_publication`` after a
-posted                                                 back-off, while the attempt budget lasts
+VK 6 (rate), 9 (flood), refused connection: nothing    back to ``pending_publication`` after a
+posted                                                 back-off, no attempt spent, ``refusals`` + 1
+10 tries refused in a row (``max_refusals``; the       ``error``: ``gave up after 10 refused
+back-off, 10 s doubling to 300 s: ~25 min)             tries: VK error 6 …``
+VK 29 (daily quota): nothing posted                    back to ``pending_publication`` after a
+                                                       30-min back-off, while the budget lasts
 the attempt budget (``TRACKER_PUBLISH_ATTEMPTS``,      ``error``: ``gave up after N attempts: VK
-default 5, client retries included) ran out            error 9 …``
+default 5, client retries included) ran out            error 29 …``
 any other VK error (5, 15, 100, 214, …)                ``error``: ``VK error 214 in wall.post: …``
 document unusable (no/null ``project_id``, a           ``error``: ``publication_date: expected a
 ``publication_date`` that is not a date, a field of    date, got string`` (field and type, never
@@ -53,7 +57,11 @@ Delivery semantics, plainly:
   it on the wall or times it out to ``possible_error`` for a human to check.
 * **One budget.** The VK client's own retries, the tracker's retries after a back-off
   and the guid re-sends all spend from one budget per publication
-  (``TRACKER_PUBLISH_ATTEMPTS``, counted in ``attempts``), never their product.
+  (``TRACKER_PUBLISH_ATTEMPTS``, counted in ``attempts``), never their product. It
+  bounds the duplicate risk of calls that may have posted; calls VK refused before
+  acting (6, 9, refused connection) spend none of it — several processes sharing a
+  token's rate limit (a refresher and a tracker) meet error 6 now and then — and are
+  bounded on their own (10 tries refused in a row, ``refusals``).
 * **Never silently lost, never stuck.** Every claimed post ends deleted-as-verified,
   ``error`` or ``possible_error``, each with its reason. A document the tracker cannot
   use is set to ``error`` once, naming the field and the type found
@@ -80,7 +88,9 @@ fields ``status``, ``vk_post_id`` and ``error`` keep their meaning):
 ``outcome_unknown`` true when the ``wall.post`` outcome was unknown
 ``resends``        re-sends with the guid after an unknown outcome (this claim)
 ``wall_read_at``   the last successful look at the wall that did not show the post
-``attempts``       ``wall.post`` calls made for the publication (the budget spent)
+``attempts``       ``wall.post`` calls made for the publication that may have
+                   posted (the budget spent)
+``refusals``       tracker tries refused in a row (6, 9, refused connection)
 ``not_before``     a pending post is not claimed before this (back-off)
 ``last_error``,    the latest failure, kept while the post waits for a retry
 ``last_error_code``

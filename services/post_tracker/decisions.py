@@ -1,9 +1,12 @@
 """What happens to a post after a failed ``wall.post``, and after a look at the wall. Pure.
 
-Every ``wall.post`` call of one publication — the VK client's own retries, the
-tracker's retries after a back-off and its re-sends with the same ``guid`` — spends one
-attempt of a single budget (``RetryRules.max_attempts``, ``TRACKER_PUBLISH_ATTEMPTS``,
-default 5), counted in the post's ``attempts``; never client attempts × tracker attempts.
+Every ``wall.post`` call of one publication that may have posted — the VK client's own
+retries, the tracker's retries after a back-off and its re-sends with the same ``guid`` —
+spends one attempt of a single budget (``RetryRules.max_attempts``,
+``TRACKER_PUBLISH_ATTEMPTS``, default 5), counted in the post's ``attempts``; never
+client attempts × tracker attempts. The budget bounds the risk of duplicates from unknown
+outcomes; a call VK refused before acting (6, 9, refused connection) carries none, so it
+does not spend it: refusals have their own bound (below).
 
 A failed ``wall.post`` is one of three things (:func:`decide_failure`):
 
@@ -13,9 +16,14 @@ A failed ``wall.post`` is one of three things (:func:`decide_failure`):
   if it is not there, it is re-sent **with the same guid** (:func:`should_resend`), so
   VK answers the same post id instead of posting twice.
 * **Rejected, try later** (VK errors 6 and 9, a refused connection: proof that nothing
-  was posted): back to ``pending_publication`` with a back-off (``not_before``) while
-  the budget lasts, then ``error``. Error 29 (the method's daily quota) is handled the
-  same way with a much longer back-off.
+  was posted): back to ``pending_publication`` with a back-off (``not_before``), the
+  attempt budget untouched. Tries refused in a row are counted in the post's
+  ``refusals``; the ``RetryRules.max_refusals``-th (default 10: with the 10-s back-off
+  doubling to 300 s, about 25 minutes of refusals) turns it into ``error``. Processes
+  sharing a token's rate (a busy refresher and a tracker) can be refused for a minute
+  or more; this bound outlasts that and still stops hammering VK. Error 29 (the method's daily
+  quota) goes back to pending too, with a much longer back-off, while the attempt
+  budget lasts.
 * **Rejected for good** (every other VK error: 5, 15, 27, 100, 210, 214, 219–224, ...):
   ``error`` with the code and VK's message (never the token).
 """
@@ -43,8 +51,11 @@ QUOTA_CODE = 29
 class RetryRules:
     """How often and how patiently a publication is tried again."""
 
-    # wall.post calls per publication, whoever makes them (client, tracker, re-sends).
+    # wall.post calls per publication that may have posted, whoever makes them (client,
+    # tracker, re-sends).
     max_attempts: int = 5
+    # Tracker tries refused in a row (6, 9, refused connection) before the post is error.
+    max_refusals: int = 10
     # Re-sends with the same guid after an unknown outcome, and only this long after
     # the first send (VK states no window for guid; keep well within any it may have).
     max_resends: int = 3
@@ -56,8 +67,9 @@ class RetryRules:
                                               max_seconds=6 * 3600))
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+        if self.max_attempts < 1 or self.max_refusals < 1:
+            raise ValueError("max_attempts and max_refusals must be >= 1, got "
+                             f"{self.max_attempts} and {self.max_refusals}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +88,7 @@ class Retry:
     code: int | None
     attempts: int
     not_before: datetime
+    refusals: int = 0  # tries refused in a row so far, this one included
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +111,22 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def refused_try_later(exc: BaseException) -> bool:
+    """VK (or the network) refused the call before anything was done: 6, 9, refused."""
+    return isinstance(exc, VkError) and (exc.code in RETRY_LATER_CODES or (
+        isinstance(exc, VkNetworkError) and exc.code is None and not outcome_unknown(exc)))
+
+
 def decide_failure(exc: BaseException, *, attempts: int, now: datetime, rules: RetryRules,
-                   rng: random.Random | None = None) -> FailureDecision:
+                   rng: random.Random | None = None, attempts_before: int | None = None,
+                   refusals: int = 0) -> FailureDecision:
     """The post's next state after ``wall.post`` raised ``exc``.
 
     ``attempts`` is the number of ``wall.post`` calls made for the publication so far,
-    the failed ones included (the budget spent).
+    this try's included; ``attempts_before`` (default ``attempts``) the number before
+    this try, ``refusals`` the tries refused in a row before it. A try that ends refused
+    made only refused calls (the client retries nothing else of a ``wall.post``), so it
+    leaves the budget at ``attempts_before``.
     """
     error = describe(exc)
     if not isinstance(exc, VkError):
@@ -111,12 +134,17 @@ def decide_failure(exc: BaseException, *, attempts: int, now: datetime, rules: R
     if outcome_unknown(exc):
         return KeepPublishing(error, exc.code)
     attempt = attempts
-    if exc.code in RETRY_LATER_CODES or exc.code == QUOTA_CODE or (
-            isinstance(exc, VkNetworkError) and exc.code is None):
+    if refused_try_later(exc):
+        refused = refusals + 1
+        spent = attempts if attempts_before is None else attempts_before
+        if refused >= rules.max_refusals:
+            return Fail(f"gave up after {refused} refused tries: {error}", exc.code, spent)
+        delay = timedelta(seconds=rules.backoff.delay(refused, rng))
+        return Retry(error, exc.code, spent, now + delay, refused)
+    if exc.code == QUOTA_CODE:
         if attempt >= rules.max_attempts:
             return Fail(f"gave up after {attempt} attempts: {error}", exc.code, attempt)
-        policy = rules.quota_backoff if exc.code == QUOTA_CODE else rules.backoff
-        delay = timedelta(seconds=policy.delay(attempt, rng))
+        delay = timedelta(seconds=rules.quota_backoff.delay(attempt, rng))
         return Retry(error, exc.code, attempt, now + delay)
     return Fail(error, exc.code, attempt)
 

@@ -39,9 +39,11 @@ from services.post_tracker.decisions import (
     Retry,
     RetryRules,
     decide_failure,
+    describe,
     lateness_seconds,
     project_problem,
     publication_guid,
+    refused_try_later,
     unknown_variables_error,
 )
 from services.post_tracker.store import PostStore, Unusable
@@ -134,7 +136,8 @@ class Publisher:
             raise
         except Exception as exc:
             decision = decide_failure(exc, attempts=budget.used, now=self._clock(),
-                                      rules=self._rules)
+                                      rules=self._rules, attempts_before=post.attempts,
+                                      refusals=post.refusals)
             await asyncio.shield(self._record_failure(post, decision, budget.used))
         else:
             await asyncio.shield(self._record_success(post, vk_post_id, budget.used,
@@ -154,10 +157,13 @@ class Publisher:
             except Exception as exc:
                 decision = decide_failure(exc, attempts=budget.used, now=self._clock(),
                                           rules=self._rules)
-                if isinstance(decision, Retry):
-                    # Refused for now (6, 9): still not on the wall; the next look decides.
-                    decision = KeepPublishing(decision.error, decision.code)
-                await asyncio.shield(self._record_failure(post, decision, budget.used,
+                refused = refused_try_later(exc)
+                if refused or isinstance(decision, Retry):
+                    # Refused for now (6, 9, 29): still not on the wall; the next look decides.
+                    decision = KeepPublishing(describe(exc), getattr(exc, "code", None))
+                # Calls refused before VK acted (6, 9) spend nothing of the budget.
+                attempts = post.attempts if refused else budget.used
+                await asyncio.shield(self._record_failure(post, decision, attempts,
                                                           resent=True))
             else:
                 await asyncio.shield(self._record_success(post, vk_post_id, budget.used,
@@ -192,7 +198,8 @@ class Publisher:
             written = await self._store.record_retry(post, decision)
             if written:
                 log.warning("post_retry_scheduled", error=decision.error, code=decision.code,
-                            attempts=decision.attempts, not_before=decision.not_before.isoformat())
+                            attempts=decision.attempts, refusals=decision.refusals,
+                            not_before=decision.not_before.isoformat())
         else:
             metrics.PUBLISH_ERRORS.labels(code=_code_label(decision.code), outcome="error").inc()
             written = await self._store.record_failed(post, decision, self._clock())

@@ -202,8 +202,8 @@ class PostStore:
     async def record_retry(self, post: SystemPost, decision: Retry) -> bool:
         result = await self._posts.update_one(claim_fence(post), {
             "$set": {"status": PostStatus.PENDING.value, "attempts": decision.attempts,
-                     "not_before": decision.not_before, "last_error": decision.error,
-                     "last_error_code": decision.code},
+                     "refusals": decision.refusals, "not_before": decision.not_before,
+                     "last_error": decision.error, "last_error_code": decision.code},
             "$unset": {"claimed_by": "", "claimed_at": "", "sent_text": ""},
         })
         return result.modified_count == 1

@@ -60,14 +60,18 @@ class TestDecideFailure:
 
     @pytest.mark.parametrize("code", [6, 9])
     def test_rejected_before_acting_retries_with_backoff(self, code: int) -> None:
-        """6 and 9 prove nothing was posted: back to pending with the count and a back-off."""
-        assert decide(vk_error(code), attempts=2) == Retry(
-            f"VK error {code} in wall.post: boom", code, 2, NOW + timedelta(seconds=20))
+        """6 and 9 prove nothing was posted: back to pending with a back-off growing with
+        the refusals in a row; the refused calls spend nothing of the attempt budget."""
+        decision = decide_failure(vk_error(code), attempts=4, attempts_before=1, refusals=1,
+                                  now=NOW, rules=RULES, rng=random.Random(1))
+        assert decision == Retry(f"VK error {code} in wall.post: boom", code, 1,
+                                 NOW + timedelta(seconds=20), refusals=2)
 
     def test_refused_connection_retries(self) -> None:
         """A connection that never reached VK is retried like 6 and 9."""
         decision = decide(VkNetworkError("ClientConnectorError: refused", "wall.post"))
-        assert isinstance(decision, Retry) and decision.code is None and decision.attempts == 1
+        assert isinstance(decision, Retry) and decision.code is None
+        assert decision.refusals == 1
 
     def test_quota_retries_much_later(self) -> None:
         """29 (daily quota) is retried, carefully: after the long quota back-off."""
@@ -75,10 +79,24 @@ class TestDecideFailure:
         assert isinstance(decision, Retry)
         assert decision.not_before == NOW + timedelta(hours=1)
 
-    def test_retries_are_bounded(self) -> None:
-        """The attempt that reaches max_attempts turns into error, saying so."""
-        decision = decide(vk_error(9), attempts=3)
-        assert decision == Fail("gave up after 3 attempts: VK error 9 in wall.post: boom", 9, 3)
+    @pytest.mark.parametrize(("refusals", "failed"), [(0, False), (3, False), (8, False),
+                                                      (9, True), (12, True)])
+    def test_refusals_are_bounded_on_their_own(self, refusals: int, failed: bool) -> None:
+        """Refused tries do not reach the attempt budget (3) but have their own bound
+        (10 in a row): the tenth turns into error, saying so."""
+        decision = decide_failure(vk_error(9), attempts=5, attempts_before=0,
+                                  refusals=refusals, now=NOW, rules=RULES)
+        if failed:
+            assert decision == Fail(f"gave up after {refusals + 1} refused tries: "
+                                    "VK error 9 in wall.post: boom", 9, 0)
+        else:
+            assert isinstance(decision, Retry) and decision.refusals == refusals + 1
+
+    def test_quota_retries_are_bounded_by_the_budget(self) -> None:
+        """29: the attempt that reaches max_attempts turns into error, saying so."""
+        decision = decide(vk_error(29), attempts=3)
+        assert decision == Fail("gave up after 3 attempts: VK error 29 in wall.post: boom",
+                                29, 3)
 
     @pytest.mark.parametrize("code", [5, 7, 14, 15, 27, 100, 210, 214, 219, 220, 221, 222, 223,
                                       224, 999])

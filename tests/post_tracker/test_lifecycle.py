@@ -285,19 +285,21 @@ class TestErrors:
         # The back-off (0.2 s, then 0.3 s) held the post back between attempts.
         gaps = [later["at"] - earlier["at"] for earlier, later in itertools.pairwise(calls)]
         assert gaps[0] >= 0.2 and gaps[1] >= 0.3, gaps
-        retries = [entry["attempts"] for entry in logs if entry["event"] == "post_retry_scheduled"]
-        assert retries == [1, 2]
+        retries = [(entry["attempts"], entry["refusals"]) for entry in logs
+                   if entry["event"] == "post_retry_scheduled"]
+        assert retries == [(0, 1), (0, 2)]  # refused calls spend no attempt
         assert len(await published(vk_sandbox, community.group_id)) == 1
 
-    async def test_one_budget_for_client_and_tracker(
+    async def test_refusals_are_bounded_by_their_own_count(
             self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
             vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
-        """Error 9 every time, a client that retries 4 times itself, a budget of 5 per
-        publication: 5 wall.post calls in all (not 4 × 5), then error saying so."""
+        """Error 9 every time, a client that retries 4 times itself, 3 refused tries
+        allowed: 3 × 4 wall.post calls, none spending the attempt budget (5), then error
+        saying so."""
         community = await new_community(db, vk_sandbox)
         await vk_sandbox.control.inject_fault("error", method="wall.post", code=9, count=100)
         post_id = await insert_post(db, community.project_id, "Flooded")
-        rules = dataclasses.replace(FAST_RETRY, max_attempts=5)
+        rules = dataclasses.replace(FAST_RETRY, max_attempts=5, max_refusals=3)
         client = VkClient.from_settings(tracker_settings.model_copy(
             update={"vk_max_attempts": 4}))
         client.backoff = BackoffPolicy(base_seconds=0.01, max_seconds=0.05, jitter=0)
@@ -308,21 +310,22 @@ class TestErrors:
                 document = await wait_status(db, post_id, PostStatus.ERROR, timeout=15)
             finally:
                 await tracker.stop()
-        assert (document["attempts"], document["error_code"]) == (5, 9)
-        assert document["error"].startswith("gave up after 5 attempts: VK error 9")
-        assert len(await vk_sandbox.control.calls("wall.post")) == 5
+        assert (document["attempts"], document["error_code"]) == (0, 9)
+        assert document["error"].startswith("gave up after 3 refused tries: VK error 9")
+        assert len(await vk_sandbox.control.calls("wall.post")) == 12
 
     async def test_retries_are_bounded(
             self, db: AsyncDatabase[Document], broker: Broker, tracker_settings: Settings,
             vk_sandbox: RunningSandbox, inbox: UpdatesInbox) -> None:
-        """6 every time: after max_attempts (3) the post is error, with code 6."""
+        """6 every time: after max_refusals (3) refused tries the post is error, with
+        code 6 and no attempt spent."""
         community = await new_community(db, vk_sandbox)
         await vk_sandbox.control.inject_fault("error", method="wall.post", code=6, count=100)
         post_id = await insert_post(db, community.project_id, "Never gets through")
         async with running_trackers(db, tracker_settings, broker, fast_options()):
             document = await wait_status(db, post_id, PostStatus.ERROR)
-        assert (document["error_code"], document["attempts"]) == (6, 3)
-        assert document["error"].startswith("gave up after 3 attempts: VK error 6")
+        assert (document["error_code"], document["attempts"]) == (6, 0)
+        assert document["error"].startswith("gave up after 3 refused tries: VK error 6")
         assert len(await vk_sandbox.control.calls("wall.post")) == 3
 
 

@@ -62,11 +62,18 @@ def stack_settings(settings: Settings, **changes: Any) -> Settings:
     })
 
 
-async def start_all(services: ServiceGroup, settings: Settings) -> set[int]:
-    """One process of each of the four services, ready; their PIDs."""
+async def start_all(services: ServiceGroup, settings: Settings, *,
+                    refresher_user_rps: float | None = None,
+                    tracker_user_rps: float | None = None) -> set[int]:
+    """One process of each of the four services, ready; their PIDs. The refresher and the
+    tracker may be given their own share of a user token's rate (``VK_USER_RPS``)."""
+    def paced(user_rps: float | None) -> Settings:
+        return settings if user_rps is None else settings.model_copy(
+            update={"vk_user_rps": user_rps})
+
     started = await services.start_many(
-        ("callback_gateway", settings), ("refresher", settings), ("post_tracker", settings),
-        ("update_notifier", settings))
+        ("callback_gateway", settings), ("refresher", paced(refresher_user_rps)),
+        ("post_tracker", paced(tracker_user_rps)), ("update_notifier", settings))
     return {process.pid for process in started}
 
 

@@ -46,6 +46,11 @@ from tests.support.waiting import eventually
 from tools.mongod import Member, ReplicaSet
 
 POSTS_PER_FAILOVER = 4  # due 0.5–2 s after the fault, spread over the communities
+# The refresher and the tracker use each project's one admin token, and ~5 wall changes/s
+# per community keep the refresher busy with it the whole run: at 3/s each (the default,
+# paced per process) they ask VK for up to 6/s and the tracker's rarer calls are refused
+# (error 6) for a minute or more. Their shares add up to VK's 3/s, as operations.md says.
+TOKEN_SHARES = {"refresher_user_rps": 2.0, "tracker_user_rps": 1.0}
 
 
 @pytest.fixture
@@ -98,7 +103,7 @@ class TestMongoFailover:
                                refresher_lease_seconds=10.0, tracker_lease_seconds=10.0,
                                tracker_verify_timeout_seconds=60.0)
         async with database(stack) as db:
-            pids = await start_all(services, stack)
+            pids = await start_all(services, stack, **TOKEN_SHARES)
             communities = await connect_communities(db, vk_sandbox, stack, logbook, 2)
             activity = WallActivity(vk_sandbox, communities, interval=0.1)
             posts: dict[ObjectId, tuple[Community, str, datetime]] = {}

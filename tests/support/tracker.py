@@ -29,6 +29,7 @@ from tests.support.waiting import eventually
 
 FAST_RETRY = RetryRules(
     max_attempts=3,
+    max_refusals=3,
     backoff=BackoffPolicy(base_seconds=0.2, multiplier=1.5, max_seconds=1.0, jitter=0.0),
     quota_backoff=BackoffPolicy(base_seconds=0.5, multiplier=1.0, max_seconds=0.5, jitter=0.0),
 )
